@@ -1,0 +1,56 @@
+"""optsched: optimal training schedules from a solvable model of SGD.
+
+Importing optsched turns on JAX's float64 mode (``jax_enable_x64``): the loss dynamics span many
+decades (eigenvalues ``k**-b`` down to 1e-12 and below, horizons of 1e6 steps) and float32 would
+be silently inaccurate. Arrays you create after the import default to float64 too.
+
+The public names, in the order data flows through them::
+
+    PowerLawProblem -> mode_grid / spectrum -> Schedule -> loss_curve / dynamics -> simulate
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from .controls import Schedule, expand  # noqa: E402
+from .dynamics.base import AbstractDynamics, Trajectory  # noqa: E402
+from .dynamics.momentum import MomentumRecursion  # noqa: E402
+from .dynamics.ode import ContinuousTime  # noqa: E402
+from .dynamics.sgd import (  # noqa: E402
+    BlockPropagation,
+    StepRecursion,
+    max_stable_lr,
+    propagate_blocks,
+    stability_margin,
+)
+from .evaluate import DivergenceError, loss_curve, make_spectrum  # noqa: E402
+from .problem import PowerLawProblem  # noqa: E402
+from .simulate import SimulationResult, simulate  # noqa: E402
+from .spectrum import ModeGrid, Spectrum, mode_grid, spectrum  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbstractDynamics",
+    "BlockPropagation",
+    "ContinuousTime",
+    "DivergenceError",
+    "ModeGrid",
+    "MomentumRecursion",
+    "PowerLawProblem",
+    "Schedule",
+    "SimulationResult",
+    "Spectrum",
+    "StepRecursion",
+    "Trajectory",
+    "expand",
+    "loss_curve",
+    "make_spectrum",
+    "max_stable_lr",
+    "mode_grid",
+    "propagate_blocks",
+    "simulate",
+    "spectrum",
+    "stability_margin",
+]

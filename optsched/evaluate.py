@@ -1,0 +1,108 @@
+"""``loss_curve``: the expected loss of a schedule on a problem, with the checks users need.
+
+This is the edge of the dynamics: it picks a dynamics, builds the modes, runs, and turns a
+divergent run into a :class:`DivergenceError` that names the step and learning rate, instead of
+returning ``inf``/``NaN``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import jax.numpy as jnp
+import numpy as np
+
+from .controls import Schedule
+from .dynamics.base import BLOWUP, AbstractDynamics, Trajectory
+from .dynamics.momentum import MomentumForm, MomentumRecursion
+from .dynamics.ode import ContinuousTime
+from .dynamics.sgd import BlockPropagation, StepRecursion, max_stable_lr
+from .problem import PowerLawProblem
+from .spectrum import ModeGrid, Spectrum, mode_grid, spectrum
+
+__all__ = ["DivergenceError", "loss_curve", "make_spectrum", "dynamics_for"]
+
+Method = Literal["auto", "scan", "blocks", "ode"]
+
+
+class DivergenceError(ValueError):
+    """The schedule makes SGD diverge on this problem."""
+
+
+def dynamics_for(schedule: Schedule, method: Method = "auto",
+                 form: MomentumForm = "ema") -> AbstractDynamics:
+    """The dynamics ``method`` names for ``schedule`` (``"auto"``: blocks for piecewise-constant
+    SGD schedules, the exact per-step recursion otherwise)."""
+    if method not in ("auto", "scan", "blocks", "ode"):
+        raise ValueError(f"method must be 'auto', 'scan', 'blocks' or 'ode', got {method!r}")
+    if schedule.momentum is not None:
+        if method in ("blocks", "ode"):
+            raise ValueError(f"method={method!r} supports plain SGD only; use 'scan' for momentum")
+        return MomentumRecursion(form=form)
+    if method == "auto":
+        method = "blocks" if schedule.interpolation == "previous" else "scan"
+    return {"scan": StepRecursion, "blocks": BlockPropagation, "ode": ContinuousTime}[method]()
+
+
+def make_spectrum(problem: PowerLawProblem, schedule: Schedule | None = None, *,
+                  grid: ModeGrid | None = None, max_time: float | None = None,
+                  **grid_kwargs) -> Spectrum:
+    """Modes for ``problem`` accurate up to the schedule's intrinsic time (or ``max_time``)."""
+    if grid is None:
+        if max_time is None:
+            max_time = 1e7 if schedule is None else max(schedule.intrinsic_time(), 1.0)
+        grid = mode_grid(problem.features, b=float(problem.b), max_time=max_time, **grid_kwargs)
+    return spectrum(problem, grid)
+
+
+def loss_curve(
+    problem: PowerLawProblem,
+    schedule: Schedule,
+    *,
+    method: Method = "auto",
+    form: MomentumForm = "ema",
+    grid: ModeGrid | None = None,
+    check: bool = True,
+    **grid_kwargs,
+) -> Trajectory:
+    """Expected excess loss of SGD on ``problem`` following ``schedule``.
+
+    Args:
+        problem: the model.
+        schedule: learning rate (and optional momentum/batch) on knots.
+        method: ``"scan"`` (exact per-step recursion), ``"blocks"`` (closed-form, horizon-free,
+            piecewise-constant schedules only), ``"ode"`` (continuous-time limit) or ``"auto"``.
+        form: momentum form, ``"ema"`` or ``"heavy_ball"`` (when the schedule has momentum).
+        grid: the modes to track (default: exact for small ``N``, quadrature otherwise).
+        check: raise :class:`DivergenceError` if the run diverges.
+
+    Returns:
+        A :class:`~optsched.dynamics.base.Trajectory` (loss after ``t`` updates at its steps).
+    """
+    spec = make_spectrum(problem, schedule, grid=grid, **grid_kwargs)
+    if math.isfinite(spec.max_time) and schedule.intrinsic_time() > spec.max_time * (1 + 1e-9):
+        raise ValueError(
+            f"the schedule's intrinsic time sum(lr) = {schedule.intrinsic_time():.4g} exceeds the "
+            f"grid's max_time = {spec.max_time:.4g}; build the grid with a larger max_time"
+        )
+    traj = dynamics_for(schedule, method, form).loss_curve(spec, schedule, problem.batch)
+    if check and bool(traj.diverged):
+        raise DivergenceError(_divergence_message(problem, schedule, spec, traj))
+    return traj
+
+
+def _divergence_message(problem, schedule, spec, traj) -> str:
+    loss = np.asarray(traj.loss)
+    bound = BLOWUP * (abs(loss[0]) + float(spec.noise))
+    bad = ~np.isfinite(loss) | (loss > bound)
+    if not bad.any():
+        return "the ODE solver failed (too many steps or a non-finite state)"
+    i = int(np.argmax(bad))
+    step = int(traj.steps[max(i - 1, 0)])
+    lr = float(schedule.lr_at(jnp.asarray(step)))
+    limit = float(max_stable_lr(spec, problem.batch))
+    return (
+        f"SGD diverges: the loss blows up by step {int(traj.steps[i])} (lr = {lr:.4g} there); "
+        f"the largest stable constant lr at batch {float(problem.batch):g} is {limit:.4g}"
+    )
