@@ -77,7 +77,7 @@ def mode_grid(
     max_time: float = 1e7,
     method: str = "auto",
     head: int = 16,
-    order: int = 6,
+    order: int = 3,
     panel_width: float | None = None,
     tol: float = 1e-7,
 ) -> ModeGrid:
