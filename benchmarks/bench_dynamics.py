@@ -1,0 +1,163 @@
+"""Per-step scan vs closed-form block propagation vs continuous-time ODE.
+
+For (T, N) in {(1e3, 500), (1e5, 1e5), (1e6, inf)} and one piecewise-constant schedule on K knots
+(log-spaced at the start, dense before the end), print per method: the time of one loss
+evaluation and of one loss+gradient evaluation after compilation (best of a few runs), the memory
+XLA plans for the gradient (arguments + outputs + temporaries), the final loss, and its relative
+difference from the exact per-step recursion over exact modes (or over quadrature nodes for
+N = inf, where exact modes cannot run).
+
+    python benchmarks/bench_dynamics.py            # full table (a few minutes on 2 cores)
+    python benchmarks/bench_dynamics.py --quick    # skip the slow exact-mode gradient at 1e5
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import optsched as o
+from optsched.dynamics.sgd import propagate_blocks, step_losses
+
+PROBLEM = dict(a=2.5, b=1.2, sigma=0.1, batch=4.0)
+
+
+def knot_schedule(T: int, K: int, peak: float) -> o.Schedule:
+    half = K // 2
+    head = np.round(np.geomspace(1, T / 2, half))
+    tail = np.round(T - np.geomspace(T / 2, 1, half))
+    steps = np.unique(np.concatenate([[0], head, tail, [T - 1]])).astype(np.int64)
+    steps = steps[steps <= T - 1]
+    lr = peak * np.minimum(1.0, (steps + 1) / 20.0) * (1.0 - steps / T) ** 1.5 + 1e-3 * peak
+    return o.Schedule(steps, lr, horizon=T, interpolation="previous")
+
+
+def timed(fn, *args, repeats=3):
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - t0
+    if first > 20:  # slow cases: one timed run after compilation is enough
+        repeats = 1
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - t0)
+    return out, best
+
+
+def planned_bytes(fn, *args) -> float:
+    try:
+        m = jax.jit(fn).lower(*args).compile().memory_analysis()
+        return float(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
+    except Exception:  # memory analysis is backend dependent
+        return math.nan
+
+
+def fmt_time(s: float) -> str:
+    if not math.isfinite(s):
+        return "-"
+    return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def fmt_bytes(b: float) -> str:
+    if not math.isfinite(b):
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if b < 1024:
+            return f"{b:.0f} {unit}"
+        b /= 1024
+    return f"{b:.1f} TB"
+
+
+def run_case(T: int, N, K: int, quick: bool):
+    p = o.PowerLawProblem(features=N, **PROBLEM)
+    quad_probe = o.spectrum(p, o.mode_grid(N, b=PROBLEM["b"], max_time=1.0, method="auto"))
+    peak = 0.5 * float(o.max_stable_lr(quad_probe, PROBLEM["batch"]))
+    sched = knot_schedule(T, K, peak)
+    F = sched.intrinsic_time()
+    lr_knots = sched.lr
+    starts, lengths = o.controls.knot_blocks(sched)
+    m_knots = jnp.full_like(lr_knots, PROBLEM["batch"])
+    quad = o.spectrum(p, o.mode_grid(N, b=PROBLEM["b"], max_time=F, method="quadrature"))
+    rows = []
+
+    # --- per-step scan (exact modes when N is finite) ------------------------------------
+    exact_ok = math.isfinite(N)
+    scan_spec = o.spectrum(p, o.mode_grid(N, b=PROBLEM["b"], method="exact")) if exact_ok else quad
+    chunk = max(int(math.sqrt(T)), 1) if T > 10_000 else None
+    total = T
+
+    def expand_knots(lr):
+        return jnp.repeat(lr, lengths, total_repeat_length=total)
+
+    def scan_loss(lr):
+        return step_losses(scan_spec, expand_knots(lr), jnp.full(T, PROBLEM["batch"]),
+                           checkpoint_every=chunk)[-1]
+
+    ref, t_fwd = timed(jax.jit(scan_loss), lr_knots)
+    if quick and exact_ok and T * scan_spec.size > 1e9:
+        t_grad, mem = math.nan, math.nan
+    else:
+        _, t_grad = timed(jax.jit(jax.value_and_grad(scan_loss)), lr_knots, repeats=2)
+        mem = planned_bytes(jax.value_and_grad(scan_loss), lr_knots)
+    label = "scan, exact modes" if exact_ok else "scan, quadrature"
+    rows.append((label, scan_spec.size, t_fwd, t_grad, mem, float(ref), 0.0))
+    scan_grad_time = t_grad
+
+    # --- closed-form blocks on the quadrature -------------------------------------------
+    def block_loss(lr):
+        return propagate_blocks(quad, lr, m_knots, jnp.asarray(lengths, float))[0][-1]
+
+    val, t_fwd = timed(jax.jit(block_loss), lr_knots, repeats=5)
+    _, t_grad = timed(jax.jit(jax.value_and_grad(block_loss)), lr_knots, repeats=5)
+    mem = planned_bytes(jax.value_and_grad(block_loss), lr_knots)
+    rows.append(("blocks, quadrature", quad.size, t_fwd, t_grad, mem, float(val),
+                 float(val) / float(ref) - 1))
+    block_grad_time = t_grad
+
+    # --- continuous-time ODE on the quadrature ------------------------------------------
+    dyn = o.ContinuousTime(save_points=2)
+
+    def ode_loss(lr):
+        s = o.Schedule(sched.steps, lr, horizon=T, interpolation="previous")
+        return dyn.loss_curve(quad, s, PROBLEM["batch"]).final_loss
+
+    val, t_fwd = timed(jax.jit(ode_loss), lr_knots)
+    _, t_grad = timed(jax.jit(jax.value_and_grad(ode_loss)), lr_knots, repeats=1)
+    mem = planned_bytes(jax.value_and_grad(ode_loss), lr_knots)
+    rows.append(("ODE (Kvaerno5, log time)", quad.size, t_fwd, t_grad, mem, float(val),
+                 float(val) / float(ref) - 1))
+    return rows, scan_grad_time / block_grad_time, len(lr_knots)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--knots", type=int, default=64)
+    args = parser.parse_args()
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, float64; problem {PROBLEM}")
+    header = (f"{'T':>8} {'N':>7} {'method':<26} {'modes':>6} {'loss':>10} {'loss+grad':>10} "
+              f"{'memory':>9} {'final L_T':>11} {'rel. diff':>9}")
+    print(header)
+    print("-" * len(header))
+    ratios = []
+    for T, N in ((10**3, 500), (10**5, 10**5), (10**6, math.inf)):
+        rows, ratio, K = run_case(T, N, args.knots, args.quick)
+        for label, n, tf, tg, mem, val, rel in rows:
+            print(f"{T:>8.0e} {str(N):>7} {label:<26} {n:>6} {fmt_time(tf):>10} "
+                  f"{fmt_time(tg):>10} {fmt_bytes(mem):>9} {val:>11.5e} {rel:>9.1e}")
+        ratios.append((T, N, K, ratio))
+    print()
+    for T, N, K, ratio in ratios:
+        print(f"T={T:.0e} N={N}: K={K} knots; gradient speed-up of blocks over the scan: "
+              f"{ratio:,.0f}x")
+
+
+if __name__ == "__main__":
+    main()
