@@ -44,7 +44,8 @@ def family(
     cooldown_shape: Literal["linear", "sqrt"] = "linear",
     knots: int = 1025,
 ) -> Schedule:
-    """The schedule ``name`` (one of :data:`FAMILIES`) with the given peak over ``horizon`` steps."""
+    """The schedule ``name`` (one of :data:`FAMILIES`) peaking at ``peak_lr``, over ``horizon``
+    steps."""
     if name not in FAMILIES:
         raise ValueError(f"unknown schedule family {name!r}; choose from {', '.join(FAMILIES)}")
     if not peak_lr >= 0:

@@ -205,7 +205,8 @@ def _is_concrete(value) -> bool:
 
 
 def _power_sum(a, lo: Width, hi: Width) -> Float[Array, ""]:
-    r""":math:`\sum_{lo < k \le hi} k^{-a}` via the Hurwitz zeta function (exact, differentiable)."""
+    r""":math:`\sum_{lo < k \le hi} k^{-a}` via the Hurwitz zeta function (exact and
+    differentiable)."""
     a = jnp.asarray(a, dtype=float)
     if hi <= lo:
         return jnp.zeros_like(a)

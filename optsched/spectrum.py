@@ -1,4 +1,5 @@
-r"""Mode representations: exact modes for small ``N``, log-``k`` quadrature for large or infinite ``N``.
+r"""Mode representations: exact modes for small ``N``, log-``k`` quadrature for large or
+infinite ``N``.
 
 Every sum over modes in the dynamics has the form :math:`\sum_k f(k)` with ``f`` smooth in
 ``u = log k``. A :class:`ModeGrid` replaces it by :math:`\sum_i w_i f(k_i)`:

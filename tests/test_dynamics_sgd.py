@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from optsched import DivergenceError, PowerLawProblem, Schedule, loss_curve, mode_grid, spectrum
-from optsched.dynamics.sgd import (max_stable_lr, propagate_blocks, sgd_step, stability_margin,
-                                   step_losses)
+from optsched.dynamics.sgd import (
+    max_stable_lr,
+    propagate_blocks,
+    sgd_step,
+    stability_margin,
+    step_losses,
+)
 
 
 def _blocks_case(features=500, method="exact"):

@@ -18,7 +18,8 @@ PROBLEM = PowerLawProblem(2.0, 1.5, sigma=0.3, batch=4, features=30, teacher_mod
 
 
 def _z(pred, sim):
-    return (np.asarray(pred)[LOGGED] - np.asarray(sim.mean)[LOGGED]) / np.asarray(sim.stderr)[LOGGED]
+    pred, mean, se = (np.asarray(x)[LOGGED] for x in (pred, sim.mean, sim.stderr))
+    return (pred - mean) / se
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,9 @@ __all__ = ["sym_power_apply", "power_divided_differences"]
 
 
 def power_divided_differences(mu, n):
-    r"""The matrix :math:`F_{ij} = (\mu_i^n - \mu_j^n) / (\mu_i - \mu_j)` (limit on ties), ``mu >= 0``.
+    r"""The matrix :math:`F_{ij} = (\mu_i^n - \mu_j^n) / (\mu_i - \mu_j)` (its limit on ties).
+
+    Needs ``mu >= 0``.
 
     Far apart (relative gap > 1e-3) the quotient is computed directly; close together it is
     :math:`\mu_{max}^{n-1} (1 - r^n)/(1 - r)` with :math:`r = \mu_{min}/\mu_{max}` evaluated
@@ -47,7 +49,8 @@ def power_divided_differences(mu, n):
 
 @jax.custom_vjp
 def sym_power_apply(M, n, x):
-    """``M^n @ x`` for symmetric PSD ``M`` (shape ``(d, d)``), real ``n >= 0``, ``x`` of shape ``(d,)``."""
+    """``M^n @ x`` for symmetric PSD ``M`` of shape ``(d, d)``, real ``n >= 0``, ``x`` of shape
+    ``(d,)``."""
     y, _ = _forward(M, n, x)
     return y
 

@@ -9,13 +9,14 @@ Reading step ``t`` as the time interval :math:`[t, t+1)`, the per-step recursion
 
 which reproduces each mode's per-step decay :math:`d_k` and the recursion's fixed point exactly
 (for frozen ``f``); for small :math:`\eta\lambda` it is the familiar
-:math:`dc/d\tau = -2\eta\lambda c + \frac{\eta^2}{m}\lambda(L + \sigma^2)`. It is stiff (the :math:`\lambda_k` span many decades),
-so it is solved with an implicit method (Kvaerno5) in log time :math:`s = \log(1 + \tau)`, where
-power laws are smooth: :math:`dc/ds = (1 + \tau)\, dc/d\tau`. Jumps of a piecewise-constant
-schedule are passed to the step-size controller so no step straddles one. The control at time
-:math:`\tau` is the knot schedule read through :func:`~optsched.controls.expand`: at
-:math:`\lfloor\tau\rfloor` for ``"previous"``, at :math:`\tau - 1/2` (the interval's midpoint) for
-``"linear"``.
+:math:`dc/d\tau = -2\eta\lambda c + \frac{\eta^2}{m}\lambda(L + \sigma^2)`.
+
+It is stiff (the :math:`\lambda_k` span many decades), so it is solved with an implicit method
+(Kvaerno5) in log time :math:`s = \log(1 + \tau)`, where power laws are smooth:
+:math:`dc/ds = (1 + \tau)\, dc/d\tau`. Jumps of a piecewise-constant schedule are passed to the
+step-size controller so that no step straddles one. The control at time :math:`\tau` is the knot
+schedule read through :func:`~optsched.controls.expand`: at :math:`\lfloor\tau\rfloor` for
+``"previous"``, at :math:`\tau - 1/2` (the interval's midpoint) for ``"linear"``.
 
 What the ODE misses is the within-step feedback of the loss on the noise term; it agrees with the
 recursion to well under 1% when :math:`\eta\lambda_1 \le 0.05`.
@@ -77,7 +78,7 @@ class ContinuousTime(AbstractDynamics):
         ts = np.log1p(save_steps.astype(float))
         controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol)
         if schedule.interpolation == "previous" and schedule.steps.shape[0] > 1:
-            jumps = np.log1p(np.asarray(schedule.steps[1:], dtype=float))
+            jumps = jnp.log1p(schedule.steps[1:].astype(float))
             controller = diffrax.ClipStepSizeController(controller, jump_ts=jumps)
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field),

@@ -1,0 +1,21 @@
+"""The README's tour runs as written (docs that run)."""
+
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_blocks_run(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README has no python example"
+    for code in blocks:
+        exec(compile(code, str(README), "exec"), {})
+    out = capsys.readouterr().out
+    assert "easy" in out and "diverges" in out
+
+
+def test_readme_shows_the_ci_test_command():
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert 'pip install -e ".[test]" && python -m pytest -q' in README.read_text()
+    assert "python -m pytest -q" in ci and '-e ".[test]"' in ci
