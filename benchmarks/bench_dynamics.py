@@ -91,10 +91,10 @@ def run_case(T: int, N, K: int, quick: bool):
     exact_ok = math.isfinite(N)
     scan_spec = o.spectrum(p, o.mode_grid(N, b=PROBLEM["b"], method="exact")) if exact_ok else quad
     chunk = max(int(math.sqrt(T)), 1) if T > 10_000 else None
-    total = T
+    t_all = jnp.arange(T)
 
-    def expand_knots(lr):
-        return jnp.repeat(lr, lengths, total_repeat_length=total)
+    def expand_knots(lr):  # the one expansion rule, as the file and the export use it
+        return o.expand(sched.steps, lr, t_all, "previous")
 
     def scan_loss(lr):
         return step_losses(scan_spec, expand_knots(lr), jnp.full(T, PROBLEM["batch"]),

@@ -68,7 +68,7 @@ print(f"largest |z| over steps 1..T: {np.max(np.abs(z[1:])):.2f}")
 # %%
 problem = o.PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=4, features=500)
 T = 1000
-blocks = o.Schedule([0, 10, 100, 600, 900], [0.1, 0.3, 0.3, 0.1, 0.02], horizon=T,
+blocks = o.Schedule([0, 10, 100, 600, 900, T - 1], [0.1, 0.3, 0.3, 0.1, 0.02, 0.02], horizon=T,
                     interpolation="previous")
 curves = {m: o.loss_curve(problem, blocks, method=m) for m in ("scan", "blocks", "ode")}
 ends = np.asarray(curves["blocks"].steps)
