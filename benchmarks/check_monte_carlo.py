@@ -45,7 +45,7 @@ def main():
             lr, _, m = sched.per_step(4.0)
             pred = step_losses(o.make_spectrum(PROBLEM, sched), lr, jnp.round(m))
         else:
-            pred = o.loss_curve(PROBLEM, sched, form=form).loss
+            pred = o.loss_curve(PROBLEM, sched, method="scan", form=form).loss
         pred, mean, se = (np.asarray(x) for x in (pred, sim.mean, sim.stderr))
         z = (pred - mean) / se
         print(f"\n{name}  (max |z| over logged steps = {np.max(np.abs(z[LOGGED])):.2f})")
