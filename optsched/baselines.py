@@ -16,13 +16,21 @@ sampled schedule *is* the schedule.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .controls import Schedule
+from .dynamics.base import BLOWUP
+from .dynamics.sgd import sgd_step
+from .problem import PowerLawProblem
+from .spectrum import Spectrum
 
-__all__ = ["FAMILIES", "family"]
+__all__ = ["FAMILIES", "BaselineResult", "family", "final_losses_for_peaks", "tune_baselines"]
 
 FAMILIES = ("constant", "power_law", "cosine", "linear", "wsd")
 
@@ -72,3 +80,92 @@ def family(
         decay = frac if cooldown_shape == "linear" else np.sqrt(frac)
         lr = peak_lr * (1.0 - decay)
     return Schedule(steps, np.maximum(lr, 0.0), horizon=horizon)
+
+
+# ------------------------------------------------------------------------------------ tuning
+class BaselineResult(eqx.Module):
+    """A tuned baseline: its family, tuned parameters, schedule and predicted final loss."""
+
+    name: str = eqx.field(static=True)
+    peak_lr: float = eqx.field(static=True)
+    params: tuple = eqx.field(static=True)  # ((name, value), ...) beyond the peak
+    final_loss: float = eqx.field(static=True)
+    schedule: Schedule
+
+    def to_dict(self) -> dict:
+        return {"peak_lr": self.peak_lr, **dict(self.params), "final_loss": self.final_loss}
+
+
+def final_losses_for_peaks(spec: Spectrum, shape_t, peaks, batch) -> np.ndarray:
+    """Final loss of ``lr_t = peak * shape_t`` for each peak, in one vectorised scan.
+
+    Divergent runs (non-finite or blown-up loss) return ``inf``.
+    """
+    losses = _peak_scan(spec, jnp.asarray(shape_t, dtype=float), jnp.asarray(peaks, dtype=float),
+                        jnp.asarray(batch, dtype=float))
+    out = np.asarray(losses)
+    bound = BLOWUP * (float(spec.initial_loss()) + float(spec.noise))
+    return np.where(np.isfinite(out) & (out < bound), out, np.inf)
+
+
+@jax.jit
+def _peak_scan(spec, shape_t, peaks, batch):
+    step = jax.vmap(sgd_step, in_axes=(None, 0, 0, None))
+    c0 = jnp.broadcast_to(spec.target, peaks.shape + spec.target.shape)
+
+    def body(c, s):
+        return step(spec, c, peaks * s, batch), None
+
+    c, _ = jax.lax.scan(body, c0, shape_t)
+    return spec.loss(c)
+
+
+def _tune_peak(spec, shape_t, lr_max, batch, *, points=24, rounds=3):
+    """Golden-grid search of the peak in log space on ``(lr_max * 1e-4, lr_max]``."""
+    lo, hi = math.log(lr_max) - math.log(1e4), math.log(lr_max)
+    best_peak, best_loss = lr_max, math.inf
+    for _ in range(rounds):
+        grid = np.exp(np.linspace(lo, hi, points))
+        losses = final_losses_for_peaks(spec, shape_t, grid, batch)
+        i = int(np.argmin(losses))
+        if losses[i] < best_loss:
+            best_peak, best_loss = float(grid[i]), float(losses[i])
+        width = (hi - lo) / (points - 1)
+        lo, hi = math.log(best_peak) - width, min(math.log(best_peak) + width, math.log(lr_max))
+    return best_peak, best_loss
+
+
+def tune_baselines(problem: PowerLawProblem, horizon: int, lr_max: float, *,
+                   spec: Spectrum | None = None, families=FAMILIES) -> dict[str, BaselineResult]:
+    """Tune every family's parameters for the final loss at ``horizon`` under ``lr <= lr_max``.
+
+    Peaks are searched on a refined log grid; the power law also tunes ``chi`` on
+    ``{0, 0.1, ..., 1}`` and WSD its cooldown fraction on ``{0.05, 0.1, 0.2, 0.3, 0.5}`` with a
+    linear or ``1 - sqrt`` cooldown. Losses are those of the exact per-step recursion (on
+    ``spec``, by default the problem's modes) for the schedules as stored (knot expansion).
+    """
+    from .evaluate import make_spectrum
+
+    if spec is None:
+        spec = make_spectrum(problem, max_time=lr_max * horizon)
+    batch = problem.batch
+    t = np.arange(horizon)
+    out = {}
+    for name in families:
+        if name == "power_law":
+            variants = [dict(chi=c) for c in np.round(np.linspace(0.0, 1.0, 11), 2)]
+        elif name == "wsd":
+            variants = [dict(cooldown=f, cooldown_shape=s) for s in ("linear", "sqrt")
+                        for f in (0.05, 0.1, 0.2, 0.3, 0.5)]
+        else:
+            variants = [{}]
+        best = None
+        for kw in variants:
+            shape = np.asarray(family(name, 1.0, horizon, **kw).lr_at(t))
+            peak, loss = _tune_peak(spec, shape, lr_max, batch)
+            if best is None or loss < best[1]:
+                best = (peak, loss, kw)
+        peak, loss, kw = best
+        params = tuple((k, float(v) if not isinstance(v, str) else v) for k, v in kw.items())
+        out[name] = BaselineResult(name, peak, params, loss, family(name, peak, horizon, **kw))
+    return out
