@@ -172,6 +172,8 @@ def solve(
     horizon = int(horizon)
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
+    if lr_max is not None and not (math.isfinite(float(lr_max)) and float(lr_max) > 0):
+        raise ValueError(f"lr_max must be a positive number, got {lr_max}")
     say = progress or (lambda msg: None)
     t_start = time.perf_counter()
     if spec is None:
@@ -183,8 +185,6 @@ def solve(
     else:
         stable = float(max_stable_lr(spec, problem.batch))
         lr_cap = 0.99 * stable if lr_max is None else float(lr_max)
-    if not (math.isfinite(lr_cap) and lr_cap > 0):
-        raise ValueError(f"lr_max must be a positive number, got {lr_max}")
     batch = problem.batch
 
     say("tuning baselines")
