@@ -80,6 +80,104 @@ def cmd_curve(args) -> int:
     return 0
 
 
+def _progress(quiet: bool):
+    """A one-line progress display on a terminal (stderr); silent otherwise or with --quiet."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    start = time.perf_counter()
+
+    def show(message: str) -> None:
+        sys.stderr.write(f"\r\033[K[{time.perf_counter() - start:6.1f} s] {message}")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_solve(args) -> int:
+    from .solve import solve
+
+    if args.momentum:
+        raise UsageError("--momentum is not supported yet (the momentum solver is in progress)")
+    if args.batch_schedule or args.sample_budget is not None:
+        raise UsageError("--batch-schedule is not supported yet (the batch solver is in progress)")
+    if args.horizon < 1:
+        raise UsageError(f"horizon must be >= 1, got {args.horizon}")
+    problem = _problem(args)
+    show = _progress(args.quiet)
+    solution = solve(problem, args.horizon, args.lr_max, progress=show)
+    if show:
+        sys.stderr.write("\r\033[K")
+    solution.save(args.out)
+    if not args.quiet:
+        d = solution.diagnostics
+        stable = d["lr_stable_constant"]
+        print(f"{problem.phase} phase (a={args.a:g}, b={args.b:g}); horizon T={args.horizon}; "
+              f"lr <= {solution.lr_max:.4g} (largest stable constant {stable:.4g})")
+        print(f"optimal final excess loss L_T = {solution.final_loss:.6g}  "
+              f"({len(solution.schedule.steps)} knots, {d['time_s']:.1f} s)")
+        for name, res in sorted(solution.baselines.items(), key=lambda kv: kv[1].final_loss):
+            gain = res.final_loss / solution.final_loss - 1
+            print(f"  beats {name:<10} (peak {res.peak_lr:.4g}): {res.final_loss:.6g}  "
+                  f"by {100 * gain:.2f}%")
+        print(f"schedule written to {args.out}")
+    return 0
+
+
+def _evaluation_spectrum(problem, horizon: int):
+    """Exact modes when they fit in memory and time; the mode quadrature otherwise."""
+    import math
+
+    from .spectrum import mode_grid, spectrum
+
+    if math.isfinite(problem.features) and problem.features * horizon <= 2e9:
+        return spectrum(problem, mode_grid(problem.features, b=float(problem.b), method="exact")), \
+            "exact recursion, exact modes"
+    grid = mode_grid(problem.features, b=float(problem.b), max_time=10.0 * horizon)
+    return spectrum(problem, grid), "exact recursion, mode quadrature"
+
+
+def cmd_evaluate(args) -> int:
+    from .dynamics.momentum import momentum_losses
+    from .dynamics.sgd import step_losses
+    from .io import load
+
+    f = load(args.file)
+    sched, problem = f.schedule, f.problem
+    spec, how = _evaluation_spectrum(problem, sched.horizon)
+    lr, beta, m = sched.per_step(problem.batch)
+    if sched.momentum is not None:
+        losses = momentum_losses(spec, lr, beta, m)
+    else:
+        losses = step_losses(spec, lr, m)
+    final = float(losses[-1])
+    if not np.isfinite(final):
+        raise UsageError(f"the schedule in {args.file} makes SGD diverge on its problem")
+    if args.json:
+        print(json.dumps({"final_loss": final, "horizon": sched.horizon, "method": how,
+                          "predicted_final_loss": f.predicted_final_loss}))
+    else:
+        print(f"{args.file}: final excess loss L_T = {final:.6g} at T = {sched.horizon} ({how})")
+        if f.predicted_final_loss is not None:
+            print(f"predicted in the file: {f.predicted_final_loss:.6g} "
+                  f"(relative difference {final / f.predicted_final_loss - 1:+.2e})")
+    return 0
+
+
+def cmd_phase(args) -> int:
+    from .theory import exponents
+
+    e = exponents(args.a, args.b)
+    if args.json:
+        print(json.dumps({"a": args.a, "b": args.b, **e.to_dict()}))
+    else:
+        print(f"a={args.a:g}, b={args.b:g}: {e.phase} phase")
+        print(f"  peak learning rate  eta* ~ T^-xi,  xi = {e.xi:.4g}")
+        print(f"  final decay        (1 - t/T)^delta, delta = {e.delta:.4g}")
+        print(f"  optimal loss        L_T ~ T^-{e.loss_optimal:.4g}")
+        print(f"  best constant rate  L_T ~ T^-{e.loss_constant:.4g}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .baselines import FAMILIES
 
@@ -96,6 +194,29 @@ def build_parser() -> argparse.ArgumentParser:
     curve.add_argument("--plot", default=None, help="write a PNG of schedule and loss")
     curve.add_argument("--json", action="store_true", help="print one JSON object")
     curve.set_defaults(func=cmd_curve)
+
+    solve = sub.add_parser("solve", help="optimal learning-rate schedule -> schedule file")
+    _problem_args(solve)
+    solve.add_argument("--horizon", type=int, required=True, help="SGD steps T")
+    solve.add_argument("--lr-max", type=float, default=None,
+                       help="learning-rate cap (default: 99%% of the largest stable constant)")
+    solve.add_argument("--momentum", action="store_true", help="also optimise momentum")
+    solve.add_argument("--batch-schedule", action="store_true", help="also optimise batch size")
+    solve.add_argument("--sample-budget", type=float, default=None, help="samples sum_t m_t")
+    solve.add_argument("--out", required=True, help="schedule file to write (JSON)")
+    solve.add_argument("--quiet", action="store_true", help="no progress or summary")
+    solve.set_defaults(func=cmd_solve)
+
+    evaluate = sub.add_parser("evaluate", help="final loss of a schedule file, exact recursion")
+    evaluate.add_argument("file")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    phase = sub.add_parser("phase", help="phase and theory exponents for (a, b)")
+    phase.add_argument("--a", type=float, required=True)
+    phase.add_argument("--b", type=float, required=True)
+    phase.add_argument("--json", action="store_true")
+    phase.set_defaults(func=cmd_phase)
     return parser
 
 

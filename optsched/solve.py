@@ -75,6 +75,12 @@ class Solution(eqx.Module):
     def best_baseline(self) -> BaselineResult:
         return min(self.baselines.values(), key=lambda r: r.final_loss)
 
+    def save(self, path) -> None:
+        """Write a schedule file (format ``optsched.schedule/1``, see :mod:`optsched.io`)."""
+        from .io import save
+
+        save(self, path)
+
 
 def knot_steps(horizon: int, knots: int) -> np.ndarray:
     """About ``knots`` block starts, geometric near ``t = 0`` and near ``t = T`` (ints, from 0)."""

@@ -37,3 +37,39 @@ def test_bad_input_gives_one_clear_line(capsys, argv, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0]
+
+
+def test_solve_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    argv = ["solve", "--a", "1.3", "--b", "2.75", "--sigma", "0.7", "--features", "200",
+            "--horizon", "300", "--lr-max", "1", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "hard phase" in text and "beats constant" in text
+    assert main(["evaluate", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    stored = json.loads(out.read_text())
+    assert data["horizon"] == 300
+    assert abs(data["final_loss"] / stored["predicted_final_loss"] - 1) < 1e-3
+    assert data["final_loss"] < min(b["final_loss"] for b in stored["baselines"].values())
+
+
+def test_phase_json(capsys):
+    assert main(["phase", "--a", "2.5", "--b", "1.2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["phase"] == "easy" and abs(data["xi"] - (1 - 1.2 / 2.5)) < 1e-12
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["phase", "--a", "1", "--b", "2"], "a must be"),
+        (["solve", "--horizon", "0", "--out", "x.json"], "horizon"),
+        (["solve", "--horizon", "10", "--momentum", "--out", "x.json"], "not supported yet"),
+        (["evaluate", "does-not-exist.json"], "cannot read"),
+    ],
+)
+def test_more_bad_input(capsys, argv, needle):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
