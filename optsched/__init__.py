@@ -7,12 +7,15 @@ be silently inaccurate. Arrays you create after the import default to float64 to
 The public names, in the order data flows through them::
 
     PowerLawProblem -> mode_grid / spectrum -> Schedule -> loss_curve / dynamics -> simulate
+                                                      -> solve -> Solution -> save / load
 """
 
 import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
+from . import theory  # noqa: E402
+from .baselines import BaselineResult, family, tune_baselines  # noqa: E402
 from .controls import Schedule, expand  # noqa: E402
 from .dynamics.base import AbstractDynamics, Trajectory  # noqa: E402
 from .dynamics.momentum import MomentumRecursion  # noqa: E402
@@ -25,14 +28,24 @@ from .dynamics.sgd import (  # noqa: E402
     stability_margin,
 )
 from .evaluate import DivergenceError, loss_curve, make_spectrum  # noqa: E402
+from .io import ScheduleFileError, load  # noqa: E402
 from .problem import PowerLawProblem  # noqa: E402
 from .simulate import SimulationResult, simulate  # noqa: E402
+from .solve import Solution, solve  # noqa: E402
 from .spectrum import ModeGrid, Spectrum, mode_grid, spectrum  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AbstractDynamics",
+    "BaselineResult",
+    "ScheduleFileError",
+    "Solution",
+    "family",
+    "load",
+    "solve",
+    "theory",
+    "tune_baselines",
     "BlockPropagation",
     "ContinuousTime",
     "DivergenceError",

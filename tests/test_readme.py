@@ -6,11 +6,13 @@ import re
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_python_blocks_run(capsys):
+def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the tour writes schedule.json
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README has no python example"
+    namespace = {}  # the blocks are one session, as a reader runs them
     for code in blocks:
-        exec(compile(code, str(README), "exec"), {})
+        exec(compile(code, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "easy" in out and "diverges" in out
 
