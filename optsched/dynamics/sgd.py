@@ -106,7 +106,8 @@ def propagate_blocks(
 
     def body(c, inp):
         lr_k, m_k, n_k = inp
-        c = _block(spec, c, lr_k, m_k, n_k)
+        # empty blocks (padding) are the identity: skip their eigendecomposition
+        c = jax.lax.cond(n_k > 0, lambda c: _block(spec, c, lr_k, m_k, n_k), lambda c: c, c)
         return c, spec.loss(c)
 
     c_final, losses = jax.lax.scan(body, spec.target, (lr, batch, lengths))
