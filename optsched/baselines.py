@@ -96,12 +96,14 @@ class BaselineResult(eqx.Module):
         return {"peak_lr": self.peak_lr, **dict(self.params), "final_loss": self.final_loss}
 
 
-def final_losses_for_peaks(spec: Spectrum, shape_t, peaks, batch) -> np.ndarray:
-    """Final loss of ``lr_t = peak * shape_t`` for each peak, in one vectorised scan.
+def final_losses_for_peaks(spec: Spectrum, shapes, peaks, batch) -> np.ndarray:
+    """Final losses of ``lr_t = peaks[v, p] * shapes[v, t]`` for every variant ``v`` and peak ``p``.
 
-    Divergent runs (non-finite or blown-up loss) return ``inf``.
+    One vectorised scan over the exact per-step recursion; ``shapes`` is ``(V, T)``, ``peaks``
+    ``(V, P)``, the result ``(V, P)``. Divergent runs (non-finite or blown-up loss) give ``inf``.
     """
-    losses = _peak_scan(spec, jnp.asarray(shape_t, dtype=float), jnp.asarray(peaks, dtype=float),
+    shapes = jnp.asarray(shapes, dtype=float)
+    losses = _peak_scan(spec, shapes.T, jnp.asarray(peaks, dtype=float),
                         jnp.asarray(batch, dtype=float))
     out = np.asarray(losses)
     bound = BLOWUP * (float(spec.initial_loss()) + float(spec.noise))
@@ -109,63 +111,71 @@ def final_losses_for_peaks(spec: Spectrum, shape_t, peaks, batch) -> np.ndarray:
 
 
 @jax.jit
-def _peak_scan(spec, shape_t, peaks, batch):
-    step = jax.vmap(sgd_step, in_axes=(None, 0, 0, None))
+def _peak_scan(spec, shapes_tv, peaks, batch):
+    step = jax.vmap(jax.vmap(sgd_step, in_axes=(None, 0, 0, None)), in_axes=(None, 0, 0, None))
     c0 = jnp.broadcast_to(spec.target, peaks.shape + spec.target.shape)
 
-    def body(c, s):
-        return step(spec, c, peaks * s, batch), None
+    def body(c, shape_v):
+        return step(spec, c, peaks * shape_v[:, None], batch), None
 
-    c, _ = jax.lax.scan(body, c0, shape_t)
+    c, _ = jax.lax.scan(body, c0, shapes_tv)
     return spec.loss(c)
 
 
-def _tune_peak(spec, shape_t, lr_max, batch, *, points=24, rounds=3):
-    """Golden-grid search of the peak in log space on ``(lr_max * 1e-4, lr_max]``."""
-    lo, hi = math.log(lr_max) - math.log(1e4), math.log(lr_max)
-    best_peak, best_loss = lr_max, math.inf
-    for _ in range(rounds):
-        grid = np.exp(np.linspace(lo, hi, points))
-        losses = final_losses_for_peaks(spec, shape_t, grid, batch)
-        i = int(np.argmin(losses))
-        if losses[i] < best_loss:
-            best_peak, best_loss = float(grid[i]), float(losses[i])
-        width = (hi - lo) / (points - 1)
-        lo, hi = math.log(best_peak) - width, min(math.log(best_peak) + width, math.log(lr_max))
-    return best_peak, best_loss
+def _variants(families) -> list[tuple[str, dict]]:
+    out = []
+    for name in families:
+        if name == "power_law":
+            out += [(name, dict(chi=c)) for c in (0.0, 0.1, 0.2, 0.3, 0.5, 0.8)]
+        elif name == "wsd":
+            out += [(name, dict(cooldown=f, cooldown_shape=s)) for s in ("linear", "sqrt")
+                    for f in (0.1, 0.25, 0.5)]
+        else:
+            out.append((name, {}))
+    return out
 
 
 def tune_baselines(problem: PowerLawProblem, horizon: int, lr_max: float, *,
-                   spec: Spectrum | None = None, families=FAMILIES) -> dict[str, BaselineResult]:
+                   spec: Spectrum | None = None, families=FAMILIES,
+                   points: int = 12, rounds: int = 3) -> dict[str, BaselineResult]:
     """Tune every family's parameters for the final loss at ``horizon`` under ``lr <= lr_max``.
 
-    Peaks are searched on a refined log grid; the power law also tunes ``chi`` on
-    ``{0, 0.1, ..., 1}`` and WSD its cooldown fraction on ``{0.05, 0.1, 0.2, 0.3, 0.5}`` with a
-    linear or ``1 - sqrt`` cooldown. Losses are those of the exact per-step recursion (on
-    ``spec``, by default the problem's modes) for the schedules as stored (knot expansion).
+    The power law tunes ``chi`` on ``{0, 0.1, 0.2, 0.3, 0.5, 0.8}``; WSD its cooldown fraction
+    on ``{0.1, 0.25, 0.5}`` with a linear or ``1 - sqrt`` cooldown. Each variant's peak is found
+    on a log grid of ``points`` values over ``(1e-4 lr_max, lr_max]``, then refined
+    ``rounds - 1`` times around its best value. All variants and peaks of a round run in one
+    vectorised scan. Losses are those of the exact per-step recursion (on ``spec``, by default the
+    problem's modes), for the schedules as stored (knot expansion).
     """
     from .evaluate import make_spectrum
 
+    for name in families:
+        if name not in FAMILIES:
+            raise ValueError(f"unknown schedule family {name!r}; choose from {', '.join(FAMILIES)}")
     if spec is None:
         spec = make_spectrum(problem, max_time=lr_max * horizon)
-    batch = problem.batch
+    variants = _variants(families)
     t = np.arange(horizon)
+    shapes = np.stack([np.asarray(family(n, 1.0, horizon, **kw).lr_at(t)) for n, kw in variants])
+    V = len(variants)
+    lo = np.full(V, math.log(lr_max) - math.log(1e4))
+    hi = np.full(V, math.log(lr_max))
+    best_peak, best_loss = np.full(V, lr_max), np.full(V, np.inf)
+    for _ in range(rounds):
+        grid = np.exp(np.linspace(lo, hi, points, axis=1))  # (V, points)
+        losses = final_losses_for_peaks(spec, shapes, grid, problem.batch)
+        i = np.argmin(losses, axis=1)
+        cand_loss = losses[np.arange(V), i]
+        better = cand_loss < best_loss
+        best_peak = np.where(better, grid[np.arange(V), i], best_peak)
+        best_loss = np.where(better, cand_loss, best_loss)
+        width = (hi - lo) / (points - 1)
+        lo = np.log(best_peak) - width
+        hi = np.minimum(np.log(best_peak) + width, math.log(lr_max))
     out = {}
-    for name in families:
-        if name == "power_law":
-            variants = [dict(chi=c) for c in np.round(np.linspace(0.0, 1.0, 11), 2)]
-        elif name == "wsd":
-            variants = [dict(cooldown=f, cooldown_shape=s) for s in ("linear", "sqrt")
-                        for f in (0.05, 0.1, 0.2, 0.3, 0.5)]
-        else:
-            variants = [{}]
-        best = None
-        for kw in variants:
-            shape = np.asarray(family(name, 1.0, horizon, **kw).lr_at(t))
-            peak, loss = _tune_peak(spec, shape, lr_max, batch)
-            if best is None or loss < best[1]:
-                best = (peak, loss, kw)
-        peak, loss, kw = best
-        params = tuple((k, float(v) if not isinstance(v, str) else v) for k, v in kw.items())
-        out[name] = BaselineResult(name, peak, params, loss, family(name, peak, horizon, **kw))
+    for v, (name, kw) in enumerate(variants):
+        if name not in out or best_loss[v] < out[name].final_loss:
+            params = tuple((k, v if isinstance(v, str) else float(v)) for k, v in kw.items())
+            out[name] = BaselineResult(name, float(best_peak[v]), params, float(best_loss[v]),
+                                       family(name, float(best_peak[v]), horizon, **kw))
     return out

@@ -83,12 +83,16 @@ class Solution(eqx.Module):
 
 
 def knot_steps(horizon: int, knots: int) -> np.ndarray:
-    """About ``knots`` block starts, geometric near ``t = 0`` and near ``t = T`` (ints, from 0)."""
+    """About ``knots`` block starts, geometric near ``t = 0`` and near ``t = T`` (ints, from 0).
+
+    Levels ``knots = 16, 32, 64, ...`` are nested (each contains the previous one), so a
+    refinement starts exactly from the coarser optimum.
+    """
     if knots >= horizon:
         return np.arange(horizon)
-    half = max(knots // 2, 1)
-    head = np.geomspace(1, horizon / 2, half)
-    tail = horizon - np.geomspace(horizon / 2, 1, half)
+    half = max(knots // 2, 2)
+    head = np.geomspace(1, horizon / 2, half + 1)
+    tail = horizon - np.geomspace(horizon / 2, 1, half + 1)
     steps = np.unique(np.round(np.concatenate([[0.0], head, tail])).astype(np.int64))
     return steps[steps <= horizon - 1]
 
@@ -104,7 +108,7 @@ def _final_log_loss(theta, spec: Spectrum, lr_max, batch, lengths):
 
 
 @eqx.filter_jit
-def _lbfgs(theta0, spec, lr_max, batch, lengths, maxiter, gtol):
+def _lbfgs(theta0, spec, lr_max, batch, lengths, maxiter, gtol, ftol):
     """L-BFGS on ``log L_T``; compiled once per (modes, padded knots) shape."""
 
     def f(theta):
@@ -114,22 +118,25 @@ def _lbfgs(theta0, spec, lr_max, batch, lengths, maxiter, gtol):
     value_and_grad = optax.value_and_grad_from_state(f)
 
     def step(carry):
-        theta, state, _, _, i = carry
+        theta, state, value_prev, _, _, stall, i = carry
         value, grad = value_and_grad(theta, state=state)
         updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=f)
-        return optax.apply_updates(theta, updates), state, value, optax.tree.norm(grad), i + 1
+        # progress in log L_T below ftol counts as a stall; three in a row end the run
+        stall = jnp.where(value_prev - value < ftol, stall + 1, 0)
+        return (optax.apply_updates(theta, updates), state, value, value_prev,
+                optax.tree.norm(grad), stall, i + 1)
 
     def cond(carry):
-        _, _, _, gnorm, i = carry
-        return (i < maxiter) & (gnorm > gtol)
+        *_, gnorm, stall, i = carry
+        return (i < maxiter) & (gnorm > gtol) & (stall < 3)
 
     inf = jnp.asarray(jnp.inf, dtype=theta0.dtype)
-    init = (theta0, opt.init(theta0), inf, inf, jnp.asarray(0))
-    theta, _, _, gnorm, iters = jax.lax.while_loop(cond, step, init)
+    init = (theta0, opt.init(theta0), inf, inf, inf, jnp.asarray(0), jnp.asarray(0))
+    theta, *_, gnorm, _, iters = jax.lax.while_loop(cond, step, init)
     return theta, jnp.exp(f(theta)), iters, gnorm
 
 
-def _optimise(steps, horizon, theta0, spec, lr_max, batch, *, pad, maxiter, gtol):
+def _optimise(steps, horizon, theta0, spec, lr_max, batch, *, pad, maxiter, gtol, ftol):
     """Optimise the block values; blocks are padded to ``pad`` with empty (identity) blocks."""
     k = len(steps)
     lengths = np.zeros(pad)
@@ -137,12 +144,13 @@ def _optimise(steps, horizon, theta0, spec, lr_max, batch, *, pad, maxiter, gtol
     theta_pad = jnp.zeros(pad).at[:k].set(theta0)
     theta, value, iters, gnorm = _lbfgs(theta_pad, spec, jnp.asarray(lr_max), batch,
                                         jnp.asarray(lengths), jnp.asarray(maxiter),
-                                        jnp.asarray(gtol))
+                                        jnp.asarray(gtol), jnp.asarray(ftol))
     return theta[:k], float(value), int(iters), float(gnorm)
 
 
 def _logit(lr, lr_max):
-    p = np.clip(np.asarray(lr, dtype=float) / lr_max, 1e-6, 1 - 1e-6)
+    # start below saturation: at the cap the sigmoid's slope would freeze a block in place
+    p = np.clip(np.asarray(lr, dtype=float) / lr_max, 1e-6, 0.97)
     return jnp.asarray(np.log(p) - np.log1p(-p))
 
 
@@ -154,8 +162,9 @@ def solve(
     knots: int = 16,
     max_knots: int = 128,
     rtol: float = 2e-4,
-    maxiter: int = 500,
-    gtol: float = 1e-9,
+    maxiter: int = 1000,
+    gtol: float = 1e-12,
+    ftol: float = 1e-12,
     spec: Spectrum | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Solution:
@@ -168,7 +177,8 @@ def solve(
         knots: initial number of blocks; doubled until the optimum settles.
         max_knots: largest number of blocks.
         rtol: stop refining when the final loss improves by less than this (relative).
-        maxiter, gtol: L-BFGS iteration cap and gradient-norm tolerance per refinement level.
+        maxiter, gtol, ftol: L-BFGS limits per refinement level: iterations, gradient norm, and
+            the decrease of ``log L_T`` below which three iterations in a row end the level.
         spec: the modes to optimise on (default: quadrature accurate to ``lr_max * T``).
         progress: called with a short message after each stage (the CLI draws a bar from it).
 
@@ -213,11 +223,13 @@ def solve(
         # coarse levels only seed the next one: a looser tolerance is enough there
         theta, new_value, iters, gnorm = _optimise(
             steps, horizon, theta0, spec, lr_cap, batch, pad=pad,
-            maxiter=maxiter if last else min(maxiter, 150), gtol=gtol if last else 1e3 * gtol)
+            maxiter=maxiter if last else min(maxiter, 200), gtol=gtol,
+            ftol=ftol if last else 1e3 * ftol)
         total_iters += iters
         history.append({"knots": int(len(steps)), "final_loss": new_value, "iterations": iters})
         say(f"{len(steps)} knots: {new_value:.6g} ({iters} iterations)")
-        settled = value < math.inf and (value - new_value) < rtol * new_value
+        improved = value - new_value
+        settled = value < math.inf and 0 <= improved < rtol * new_value
         value = min(value, new_value)
         sched = Schedule(steps, np.asarray(lr_cap * jax.nn.sigmoid(theta)), horizon=horizon,
                          interpolation="previous")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Exponents", "phase", "exponents", "fit_exponent", "local_exponents"]
+__all__ = ["Exponents", "phase", "exponents", "fit_exponent", "local_exponents", "measure"]
 
 
 def _check(a: float, b: float) -> tuple[float, float]:
@@ -95,3 +95,50 @@ def local_exponents(x, y) -> np.ndarray:
     """Slopes between consecutive points in log-log: how a fitted exponent drifts with ``x``."""
     x, y = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
     return np.diff(y) / np.diff(x)
+
+
+def measure(solutions, *, fractions=(0.3, 0.5, 0.7), decay=(0.5, 0.95), cap_level=0.95) -> dict:
+    r"""Exponents measured from optimal schedules solved at several horizons.
+
+    Args:
+        solutions: objects with ``.schedule`` (knots), ``.final_loss`` and ``.lr_max`` (e.g.
+            :class:`optsched.Solution`), for increasing horizons ``T``.
+        fractions: ``t/T`` values at which :math:`\eta^*` is compared across ``T`` (for ``xi``).
+        decay: the ``t/T`` range over which ``delta`` is fitted on the largest ``T``.
+        cap_level: steps with :math:`\eta < \text{cap\_level}\,\eta_{max}` count as annealing.
+
+    Returns:
+        ``{"horizons", "final_loss", "loss_exponent", "loss_exponent_local", "xi",
+        "xi_local", "delta", "anneal_fraction"}``. Exponents are positive for decaying quantities
+        (loss ``~ T^-p`` gives ``p``). ``*_local`` are slopes between consecutive horizons,
+        which show how the fit drifts towards the asymptote.
+    """
+    sols = sorted(solutions, key=lambda s: s.schedule.horizon)
+    if len(sols) < 2:
+        raise ValueError("measuring exponents needs solutions at two or more horizons")
+    T = np.array([s.schedule.horizon for s in sols], dtype=float)
+    loss = np.array([float(s.final_loss) for s in sols])
+    lr_at = np.array([
+        [float(s.schedule.lr_at(int(round(f * (s.schedule.horizon - 1))))) for f in fractions]
+        for s in sols
+    ])
+    xi_local = -np.mean([local_exponents(T, lr_at[:, j]) for j in range(len(fractions))], axis=0)
+    xi = -float(np.mean([fit_exponent(T, lr_at[:, j]) for j in range(len(fractions))]))
+    big = sols[-1]
+    t = np.arange(big.schedule.horizon)
+    u = t / big.schedule.horizon
+    lr = np.asarray(big.schedule.lr_at(t))
+    keep = (u >= decay[0]) & (u <= decay[1]) & (lr > 0)
+    delta = fit_exponent(1.0 - u[keep], lr[keep]) if keep.sum() >= 2 else float("nan")
+    anneal = [float(np.mean(np.asarray(s.schedule.lr_at(np.arange(s.schedule.horizon)))
+                            < cap_level * s.lr_max)) for s in sols]
+    return {
+        "horizons": T.astype(int).tolist(),
+        "final_loss": loss.tolist(),
+        "loss_exponent": -fit_exponent(T, loss),
+        "loss_exponent_local": (-local_exponents(T, loss)).tolist(),
+        "xi": xi,
+        "xi_local": xi_local.tolist(),
+        "delta": float(delta),
+        "anneal_fraction": anneal,
+    }
