@@ -34,3 +34,20 @@ def test_fit_recovers_a_power_law():
     assert np.allclose(local_exponents(T, T**-0.25), -0.25)
     with pytest.raises(ValueError, match="positive"):
         fit_exponent([1, 2], [1, -1])
+
+
+def test_measure_recovers_known_exponents():
+    from types import SimpleNamespace
+
+    import optsched as o
+    from optsched.theory import measure
+
+    sols = []
+    for T in (1000, 4000, 16000):
+        sched = o.Schedule.from_function(lambda t, T=T: T**-0.3 * (1 - t / T) ** 1.4, T)
+        sols.append(SimpleNamespace(schedule=sched, final_loss=2.0 * T**-0.6, lr_max=1.0))
+    m = measure(sols)
+    assert np.isclose(m["loss_exponent"], 0.6) and np.allclose(m["loss_exponent_local"], 0.6)
+    assert abs(m["xi"] - 0.3) < 1e-3 and abs(m["delta"] - 1.4) < 1e-2
+    with pytest.raises(ValueError, match="two or more"):
+        measure(sols[:1])
