@@ -220,9 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _enable_compilation_cache() -> None:
+    """Keep XLA's compiled programs on disk so a second ``optsched`` run skips compilation.
+
+    ``OPTSCHED_CACHE_DIR`` chooses the folder (default ``~/.cache/optsched/xla``); an empty
+    value turns the cache off.
+    """
+    import os
+
+    path = os.environ.get("OPTSCHED_CACHE_DIR", os.path.expanduser("~/.cache/optsched/xla"))
+    if not path:
+        return
+    import jax
+
+    try:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    except Exception:  # an older jax without the persistent cache: run without it
+        pass
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _enable_compilation_cache()
     try:
         return args.func(args)
     except (UsageError, ValueError) as err:
