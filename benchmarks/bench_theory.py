@@ -59,8 +59,14 @@ def main():
               f"   theory {theory.loss_constant:.3f} (easy phase)")
         print(f"local xi:                       {np.round(m['xi_local'], 3).tolist()}"
               f"   theory {theory.xi:.3f}")
-        print(f"delta fitted on T={m['horizons'][-1]} over t/T in [0.5, 0.95]: {m['delta']:.3f}"
-              f"   theory {theory.delta:.3f}")
+        if theory.phase == "easy":
+            print(f"delta fitted on T={m['horizons'][-1]} over t/T in [0.5, 0.95]: "
+                  f"{m['delta']:.3f}   theory {theory.delta:.3f}")
+        else:
+            frac = m["anneal_fraction"]
+            slopes = local_exponents(m["horizons"], frac)
+            print(f"anneal fraction (eta < 0.95 lr_max): {np.round(frac, 3).tolist()}; "
+                  f"local exponent {np.round(slopes, 2).tolist()}")
         results[name] = {"measured": m, "theory": theory.to_dict(),
                          "constant_final_loss": const}
     if args.json:

@@ -142,10 +142,11 @@ def tune_baselines(problem: PowerLawProblem, horizon: int, lr_max: float, *,
 
     The power law tunes ``chi`` on ``{0, 0.1, 0.2, 0.3, 0.5, 0.8}``; WSD its cooldown fraction
     on ``{0.1, 0.25, 0.5}`` with a linear or ``1 - sqrt`` cooldown. Each variant's peak is found
-    on a log grid of ``points`` values over ``(1e-4 lr_max, lr_max]``, then refined
-    ``rounds - 1`` times around its best value. All variants and peaks of a round run in one
-    vectorised scan. Losses are those of the exact per-step recursion (on ``spec``, by default the
-    problem's modes), for the schedules as stored (knot expansion).
+    on a log grid of ``points`` values over ``(1e-4 lr_max, lr_max]``; each family's two best
+    variants are then refined ``rounds - 1`` times around their best peaks. All variants and
+    peaks of a round run in one vectorised scan. Losses are those of the exact per-step
+    recursion (on ``spec``, by default the problem's modes), for the schedules as stored (knot
+    expansion).
     """
     from .evaluate import make_spectrum
 
@@ -161,17 +162,23 @@ def tune_baselines(problem: PowerLawProblem, horizon: int, lr_max: float, *,
     lo = np.full(V, math.log(lr_max) - math.log(1e4))
     hi = np.full(V, math.log(lr_max))
     best_peak, best_loss = np.full(V, lr_max), np.full(V, np.inf)
-    for _ in range(rounds):
-        grid = np.exp(np.linspace(lo, hi, points, axis=1))  # (V, points)
-        losses = final_losses_for_peaks(spec, shapes, grid, problem.batch)
+    active = np.arange(V)  # after the first round, only each family's best variant is refined
+    for r in range(rounds):
+        grid = np.exp(np.linspace(lo[active], hi[active], points, axis=1))  # (A, points)
+        losses = final_losses_for_peaks(spec, shapes[active], grid, problem.batch)
         i = np.argmin(losses, axis=1)
-        cand_loss = losses[np.arange(V), i]
-        better = cand_loss < best_loss
-        best_peak = np.where(better, grid[np.arange(V), i], best_peak)
-        best_loss = np.where(better, cand_loss, best_loss)
-        width = (hi - lo) / (points - 1)
-        lo = np.log(best_peak) - width
-        hi = np.minimum(np.log(best_peak) + width, math.log(lr_max))
+        rows = np.arange(len(active))
+        better = losses[rows, i] < best_loss[active]
+        best_peak[active] = np.where(better, grid[rows, i], best_peak[active])
+        best_loss[active] = np.where(better, losses[rows, i], best_loss[active])
+        width = (hi[active] - lo[active]) / (points - 1)
+        lo[active] = np.log(best_peak[active]) - width
+        hi[active] = np.minimum(np.log(best_peak[active]) + width, math.log(lr_max))
+        if r == 0:  # keep the two best variants of each family
+            names = np.array([n for n, _ in variants])
+            ranked = [sorted(np.flatnonzero(names == n), key=lambda v: best_loss[v])
+                      for n in dict.fromkeys(names)]
+            active = np.concatenate([r[:2] for r in ranked])
     out = {}
     for v, (name, kw) in enumerate(variants):
         if name not in out or best_loss[v] < out[name].final_loss:

@@ -11,7 +11,10 @@ Method (direct shooting on knots):
 2. *Objective and gradient.* :math:`\log L_T` through the closed-form block propagation
    (:func:`~optsched.dynamics.sgd.propagate_blocks`). Its cost does not depend on ``T``, and reverse
    mode through it is the discrete adjoint (co-state) recursion.
-3. *Optimiser.* L-BFGS with a zoom line search (``optax.lbfgs``), compiled with ``jax.jit``.
+3. *Optimiser.* L-BFGS with a zoom line search and 30 curvature pairs (``optax.lbfgs``),
+   compiled with ``jax.jit``. A level ends when ``log L_T`` improves by less than ``ftol`` three
+   iterations in a row (1000x looser on the coarse levels, which only seed the next), or after
+   ``maxiter`` iterations.
 4. *Refinement.* Start at ``K = 16`` from the best tuned baseline, then double ``K``
    (interpolating the previous optimum onto the new knots) until the optimum moves by less than
    ``rtol`` or ``K`` reaches ``max_knots``.
@@ -108,13 +111,13 @@ def _final_log_loss(theta, spec: Spectrum, lr_max, batch, lengths):
 
 
 @eqx.filter_jit
-def _lbfgs(theta0, spec, lr_max, batch, lengths, maxiter, gtol, ftol):
+def _lbfgs(theta0, spec, lr_max, batch, lengths, maxiter, gtol, ftol, memory: int = 10):
     """L-BFGS on ``log L_T``; compiled once per (modes, padded knots) shape."""
 
     def f(theta):
         return _final_log_loss(theta, spec, lr_max, batch, lengths)
 
-    opt = optax.lbfgs()
+    opt = optax.lbfgs(memory_size=memory)
     value_and_grad = optax.value_and_grad_from_state(f)
 
     def step(carry):
@@ -131,12 +134,14 @@ def _lbfgs(theta0, spec, lr_max, batch, lengths, maxiter, gtol, ftol):
         return (i < maxiter) & (gnorm > gtol) & (stall < 3)
 
     inf = jnp.asarray(jnp.inf, dtype=theta0.dtype)
-    init = (theta0, opt.init(theta0), inf, inf, inf, jnp.asarray(0), jnp.asarray(0))
+    zero = jnp.asarray(0)
+    init = (theta0, opt.init(theta0), inf, inf, inf, zero, zero)
     theta, *_, gnorm, _, iters = jax.lax.while_loop(cond, step, init)
     return theta, jnp.exp(f(theta)), iters, gnorm
 
 
-def _optimise(steps, horizon, theta0, spec, lr_max, batch, *, pad, maxiter, gtol, ftol):
+def _optimise(steps, horizon, theta0, spec, lr_max, batch, *, pad, maxiter, gtol, ftol,
+              memory=10):
     """Optimise the block values; blocks are padded to ``pad`` with empty (identity) blocks."""
     k = len(steps)
     lengths = np.zeros(pad)
@@ -144,7 +149,7 @@ def _optimise(steps, horizon, theta0, spec, lr_max, batch, *, pad, maxiter, gtol
     theta_pad = jnp.zeros(pad).at[:k].set(theta0)
     theta, value, iters, gnorm = _lbfgs(theta_pad, spec, jnp.asarray(lr_max), batch,
                                         jnp.asarray(lengths), jnp.asarray(maxiter),
-                                        jnp.asarray(gtol), jnp.asarray(ftol))
+                                        jnp.asarray(gtol), jnp.asarray(ftol), memory)
     return theta[:k], float(value), int(iters), float(gnorm)
 
 
@@ -224,7 +229,7 @@ def solve(
         theta, new_value, iters, gnorm = _optimise(
             steps, horizon, theta0, spec, lr_cap, batch, pad=pad,
             maxiter=maxiter if last else min(maxiter, 200), gtol=gtol,
-            ftol=ftol if last else 1e3 * ftol)
+            ftol=ftol if last else 1e3 * ftol, memory=30)
         total_iters += iters
         history.append({"knots": int(len(steps)), "final_loss": new_value, "iterations": iters})
         say(f"{len(steps)} knots: {new_value:.6g} ({iters} iterations)")
