@@ -45,7 +45,7 @@ def cmd_curve(args) -> int:
     t0 = time.perf_counter()
     traj = loss_curve(problem, schedule, method="scan")
     elapsed = time.perf_counter() - t0
-    steps, loss = np.asarray(traj.steps), np.asarray(traj.loss)
+    loss = np.asarray(traj.loss)  # the scan reports every step 0 .. T
     shown = np.unique(np.concatenate([[0], np.round(np.geomspace(1, args.horizon, 12)),
                                       [args.horizon]]).astype(int))
     if args.json:
@@ -76,7 +76,6 @@ def cmd_curve(args) -> int:
         fig.savefig(args.plot, dpi=120)
         if not args.json:
             print(f"plot written to {args.plot}")
-    del steps
     return 0
 
 

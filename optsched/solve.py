@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from .baselines import BaselineResult, tune_baselines
-from .controls import Schedule
+from .controls import Schedule, knot_blocks
 from .dynamics.sgd import max_stable_lr, propagate_blocks
 from .problem import PowerLawProblem
 from .spectrum import Spectrum, mode_grid, spectrum
@@ -242,7 +242,7 @@ def solve(
         if settled:
             break
 
-    lengths = jnp.asarray(_block_lengths(np.asarray(sched.steps), horizon))
+    _, lengths = knot_blocks(sched)
     losses, _ = propagate_blocks(spec, sched.lr, jnp.full_like(sched.lr, batch), lengths)
     final = float(losses[-1])
     fallback = final > best.final_loss
