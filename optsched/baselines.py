@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .controls import Schedule
-from .dynamics.base import BLOWUP
+from .dynamics.base import blown_up
 from .dynamics.sgd import sgd_step
 from .problem import PowerLawProblem
 from .spectrum import Spectrum
@@ -106,8 +106,8 @@ def final_losses_for_peaks(spec: Spectrum, shapes, peaks, batch) -> np.ndarray:
     losses = _peak_scan(spec, shapes.T, jnp.asarray(peaks, dtype=float),
                         jnp.asarray(batch, dtype=float))
     out = np.asarray(losses)
-    bound = BLOWUP * (float(spec.initial_loss()) + float(spec.noise))
-    return np.where(np.isfinite(out) & (out < bound), out, np.inf)
+    bad = np.asarray(blown_up(out, spec.initial_loss(), spec.noise))
+    return np.where(bad, np.inf, out)
 
 
 @jax.jit

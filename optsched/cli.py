@@ -136,6 +136,7 @@ def _evaluation_spectrum(problem, horizon: int):
 
 
 def cmd_evaluate(args) -> int:
+    from .dynamics.base import divergence_flag
     from .dynamics.momentum import momentum_losses
     from .dynamics.sgd import step_losses
     from .io import load
@@ -149,7 +150,7 @@ def cmd_evaluate(args) -> int:
     else:
         losses = step_losses(spec, lr, m)
     final = float(losses[-1])
-    if not np.isfinite(final):
+    if bool(divergence_flag(losses, spec.noise)):
         raise UsageError(f"the schedule in {args.file} makes SGD diverge on its problem")
     if args.json:
         print(json.dumps({"final_loss": final, "horizon": sched.horizon, "method": how,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-__all__ = ["Interpolation", "Schedule", "expand", "knot_blocks"]
+__all__ = ["Interpolation", "Schedule", "block_lengths", "expand", "knot_blocks"]
 
 Interpolation = Literal["linear", "previous"]
 
@@ -187,6 +187,12 @@ def _is_tracer(x) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
+def block_lengths(steps, horizon: int):
+    """Length of each block starting at ``steps`` (the last one runs to ``horizon``)."""
+    xp = jnp if isinstance(steps, jnp.ndarray) else np
+    return xp.append(steps[1:], horizon) - steps
+
+
 def knot_blocks(schedule: Schedule) -> tuple[Array, Array]:
     """For a ``"previous"`` schedule: the start step and length of each constant block.
 
@@ -197,5 +203,4 @@ def knot_blocks(schedule: Schedule) -> tuple[Array, Array]:
             "closed-form block propagation needs a piecewise-constant schedule "
             "(interpolation='previous'); use method='scan' or 'ode' for linear interpolation"
         )
-    ends = jnp.append(schedule.steps[1:], schedule.horizon)
-    return schedule.steps, ends - schedule.steps
+    return schedule.steps, block_lengths(schedule.steps, schedule.horizon)

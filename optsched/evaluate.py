@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .controls import Schedule
-from .dynamics.base import BLOWUP, AbstractDynamics, Trajectory
+from .dynamics.base import AbstractDynamics, Trajectory, blown_up
 from .dynamics.momentum import MomentumForm, MomentumRecursion
 from .dynamics.ode import ContinuousTime
 from .dynamics.sgd import BlockPropagation, StepRecursion, max_stable_lr
@@ -94,8 +94,7 @@ def loss_curve(
 
 def _divergence_message(problem, schedule, spec, traj) -> str:
     loss = np.asarray(traj.loss)
-    bound = BLOWUP * (abs(loss[0]) + float(spec.noise))
-    bad = ~np.isfinite(loss) | (loss > bound)
+    bad = np.asarray(blown_up(loss, loss[0], spec.noise))
     if not bad.any():
         return "the ODE solver failed (too many steps or a non-finite state)"
     i = int(np.argmax(bad))

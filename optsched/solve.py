@@ -11,13 +11,14 @@ Method (direct shooting on knots):
 2. *Objective and gradient.* :math:`\log L_T` through the closed-form block propagation
    (:func:`~optsched.dynamics.sgd.propagate_blocks`). Its cost does not depend on ``T``, and reverse
    mode through it is the discrete adjoint (co-state) recursion.
-3. *Optimiser.* L-BFGS with a zoom line search and 30 curvature pairs (``optax.lbfgs``),
+3. *Optimiser.* L-BFGS with a zoom line search and ``LBFGS_MEMORY`` curvature pairs
+   (``optax.lbfgs``),
    compiled with ``jax.jit``. A level ends when ``log L_T`` improves by less than ``ftol`` three
    iterations in a row (1000x looser on the coarse levels, which only seed the next), or after
    ``maxiter`` iterations.
-4. *Refinement.* Start at ``K = 16`` from the best tuned baseline, then double ``K``
-   (interpolating the previous optimum onto the new knots) until the optimum moves by less than
-   ``rtol`` or ``K`` reaches ``max_knots``.
+4. *Refinement.* Start at ``K = 16`` from the best tuned baseline, then double ``K``. The knot
+   levels are nested, so each level starts exactly from the previous optimum; refinement stops
+   when the optimum moves by less than ``rtol`` or ``K`` reaches ``max_knots``.
 5. *Guarantee.* All baselines are tuned first; if the optimum were not better than the best of
    them, the best baseline is returned (and says so in the diagnostics).
 """
@@ -35,7 +36,7 @@ import numpy as np
 import optax
 
 from .baselines import BaselineResult, tune_baselines
-from .controls import Schedule, knot_blocks
+from .controls import Schedule, block_lengths, knot_blocks
 from .dynamics.sgd import max_stable_lr, propagate_blocks
 from .problem import PowerLawProblem
 from .spectrum import Spectrum, mode_grid, spectrum
@@ -100,18 +101,18 @@ def knot_steps(horizon: int, knots: int) -> np.ndarray:
     return steps[steps <= horizon - 1]
 
 
-def _block_lengths(steps: np.ndarray, horizon: int) -> np.ndarray:
-    return (np.append(steps[1:], horizon) - steps).astype(float)
-
-
 def _final_log_loss(theta, spec: Spectrum, lr_max, batch, lengths):
     lr = lr_max * jax.nn.sigmoid(theta)
     loss = propagate_blocks(spec, lr, jnp.full_like(lr, batch), lengths)[0][-1]
     return jnp.where(jnp.isfinite(loss) & (loss > 0), jnp.log(loss), 1e3)
 
 
+LBFGS_MEMORY = 30
+"""Curvature pairs kept by L-BFGS (fewer iterations than optax's default 10, measured)."""
+
+
 @eqx.filter_jit
-def _lbfgs(theta0, spec, lr_max, batch, lengths, maxiter, gtol, ftol, memory: int = 10):
+def _lbfgs(theta0, spec, lr_max, batch, lengths, maxiter, gtol, ftol, memory: int = LBFGS_MEMORY):
     """L-BFGS on ``log L_T``; compiled once per (modes, padded knots) shape."""
 
     def f(theta):
@@ -140,16 +141,15 @@ def _lbfgs(theta0, spec, lr_max, batch, lengths, maxiter, gtol, ftol, memory: in
     return theta, jnp.exp(f(theta)), iters, gnorm
 
 
-def _optimise(steps, horizon, theta0, spec, lr_max, batch, *, pad, maxiter, gtol, ftol,
-              memory=10):
+def _optimise(steps, horizon, theta0, spec, lr_max, batch, *, pad, maxiter, gtol, ftol):
     """Optimise the block values; blocks are padded to ``pad`` with empty (identity) blocks."""
     k = len(steps)
     lengths = np.zeros(pad)
-    lengths[:k] = _block_lengths(steps, horizon)
+    lengths[:k] = block_lengths(steps, horizon)
     theta_pad = jnp.zeros(pad).at[:k].set(theta0)
     theta, value, iters, gnorm = _lbfgs(theta_pad, spec, jnp.asarray(lr_max), batch,
                                         jnp.asarray(lengths), jnp.asarray(maxiter),
-                                        jnp.asarray(gtol), jnp.asarray(ftol), memory)
+                                        jnp.asarray(gtol), jnp.asarray(ftol))
     return theta[:k], float(value), int(iters), float(gnorm)
 
 
@@ -229,7 +229,7 @@ def solve(
         theta, new_value, iters, gnorm = _optimise(
             steps, horizon, theta0, spec, lr_cap, batch, pad=pad,
             maxiter=maxiter if last else min(maxiter, 200), gtol=gtol,
-            ftol=ftol if last else 1e3 * ftol, memory=30)
+            ftol=ftol if last else 1e3 * ftol)
         total_iters += iters
         history.append({"knots": int(len(steps)), "final_loss": new_value, "iterations": iters})
         say(f"{len(steps)} knots: {new_value:.6g} ({iters} iterations)")

@@ -18,7 +18,8 @@ from jaxtyping import Array, Bool, Float, Int
 from ..controls import Schedule
 from ..spectrum import Spectrum
 
-__all__ = ["AbstractDynamics", "Trajectory", "BLOWUP", "divergence_flag", "scan_steps"]
+__all__ = ["AbstractDynamics", "Trajectory", "BLOWUP", "blown_up", "divergence_flag",
+           "scan_steps"]
 
 BLOWUP = 1e6
 """A loss above ``BLOWUP * (L_0 + noise)`` (or a non-finite one) counts as divergence."""
@@ -44,9 +45,14 @@ class Trajectory(eqx.Module):
         return self.loss[-1]
 
 
+def blown_up(loss, initial_loss, noise) -> Bool[Array, "..."]:
+    """Elementwise: is ``loss`` non-finite or above ``BLOWUP * (|L_0| + noise)``?"""
+    return ~jnp.isfinite(loss) | (loss > BLOWUP * (jnp.abs(initial_loss) + noise))
+
+
 def divergence_flag(loss: Float[Array, " P"], noise) -> Bool[Array, ""]:
-    bound = BLOWUP * (jnp.abs(loss[0]) + noise)
-    return jnp.any(~jnp.isfinite(loss)) | jnp.any(loss > bound)
+    """Whether a loss curve (starting at ``L_0``) diverged."""
+    return jnp.any(blown_up(loss, loss[0], noise))
 
 
 class AbstractDynamics(eqx.Module):
