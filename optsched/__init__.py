@@ -8,6 +8,7 @@ The public names, in the order data flows through them::
 
     PowerLawProblem -> mode_grid / spectrum -> Schedule -> loss_curve / dynamics -> simulate
                                                       -> solve -> Solution -> save / load
+                                                                         -> to_optax / transfer
 """
 
 import jax as _jax
@@ -28,11 +29,20 @@ from .dynamics.sgd import (  # noqa: E402
     stability_margin,
 )
 from .evaluate import DivergenceError, loss_curve, make_spectrum  # noqa: E402
+from .export import (  # noqa: E402
+    batch_size_schedule,
+    batches,
+    to_csv,
+    to_optax,
+    to_optax_momentum,
+    to_optax_source,
+)
 from .io import ScheduleFileError, load  # noqa: E402
 from .problem import PowerLawProblem  # noqa: E402
 from .simulate import SimulationResult, simulate  # noqa: E402
 from .solve import Solution, solve  # noqa: E402
 from .spectrum import ModeGrid, Spectrum, mode_grid, spectrum  # noqa: E402
+from .transfer import transfer  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -46,6 +56,13 @@ __all__ = [
     "solve",
     "theory",
     "tune_baselines",
+    "batch_size_schedule",
+    "batches",
+    "to_csv",
+    "to_optax",
+    "to_optax_momentum",
+    "to_optax_source",
+    "transfer",
     "BlockPropagation",
     "ContinuousTime",
     "DivergenceError",

@@ -163,6 +163,22 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import to_csv, to_optax_source
+    from .io import load
+
+    f = load(args.file)
+    text = to_csv(f) if args.format == "csv" else to_optax_source(f)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        import pathlib
+
+        pathlib.Path(args.out).write_text(text)
+        print(f"{args.format} export of {args.file} written to {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_phase(args) -> int:
     from .theory import exponents
 
@@ -211,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("file")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    export = sub.add_parser("export", help="schedule file -> CSV (any framework) or optax Python")
+    export.add_argument("file")
+    export.add_argument("--format", choices=("csv", "optax-py"), required=True,
+                        help="csv: step,lr,momentum,batch at every step; optax-py: a module "
+                             "defining lr_schedule(count)")
+    export.add_argument("--out", default=None, help="file to write (default: stdout)")
+    export.set_defaults(func=cmd_export)
 
     phase = sub.add_parser("phase", help="phase and theory exponents for (a, b)")
     phase.add_argument("--a", type=float, required=True)

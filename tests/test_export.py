@@ -1,0 +1,182 @@
+"""The export layer against the file's expansion and against optax's own behaviour."""
+
+import csv
+import io
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optsched as o
+from optsched.cli import main
+from optsched.export import (
+    batch_size_schedule,
+    batches,
+    to_csv,
+    to_optax,
+    to_optax_momentum,
+    to_optax_source,
+)
+from optsched.io import load
+
+RNG = np.random.default_rng(0)
+T = 157
+
+
+def _schedule(interpolation, momentum=False, batch=False):
+    steps = np.unique(np.concatenate([[0], RNG.choice(np.arange(1, T - 1), 20), [T - 1]]))
+    k = len(steps)
+    return o.Schedule(
+        steps, RNG.uniform(0.01, 0.5, k), horizon=T, interpolation=interpolation,
+        momentum=RNG.uniform(0.0, 0.95, k) if momentum else None,
+        batch=RNG.uniform(1.0, 9.0, k) if batch else None,
+    )
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "previous"])
+def test_to_optax_is_the_file_expansion_at_every_step(interpolation, tmp_path):
+    sched = _schedule(interpolation)
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({
+        "format": "optsched.schedule/1", "horizon": T, "interpolation": interpolation,
+        "steps": np.asarray(sched.steps).tolist(), "lr": np.asarray(sched.lr).tolist(),
+        "problem": {"a": 2.5, "b": 1.2, "sigma": 0.1, "batch": 4, "features": 60},
+    }))
+    from_file = load(path).schedule
+    fn = jax.jit(to_optax(sched))
+    t = np.arange(T + 20)
+    got = np.asarray(fn(jnp.asarray(t)))
+    want = np.asarray(from_file.lr_at(np.minimum(t, T - 1)))
+    assert np.array_equal(got, want)  # bit for bit, and the last value is held after T
+    # scalar steps, as optax calls it with its int32 count
+    assert all(float(fn(jnp.int32(s))) == got[s] for s in (0, 1, T // 2, T - 1, T + 5))
+
+
+def test_peak_rescaling_and_horizon_stretch():
+    sched = _schedule("linear")
+    lr = np.asarray(sched.lr_at(np.arange(T)))
+    scaled = np.asarray(to_optax(sched, peak_lr=3.0)(jnp.arange(T)))
+    assert scaled.max() == pytest.approx(3.0, rel=1e-15)
+    np.testing.assert_allclose(scaled / lr, 3.0 / lr.max(), rtol=1e-13)
+
+    long = to_optax(sched, total_steps=3 * T)
+    s = jnp.arange(3 * T)
+    np.testing.assert_allclose(np.asarray(long(s)),
+                               np.asarray(sched.lr_at(s * (T - 1) / (3 * T - 1))), rtol=1e-12)
+    assert float(long(0)) == lr[0] and float(long(3 * T - 1)) == pytest.approx(lr[-1], rel=1e-14)
+    with pytest.raises(ValueError, match="peak_lr"):
+        to_optax(sched, peak_lr=-1.0)
+    with pytest.raises(ValueError, match="total_steps"):
+        to_optax(sched, total_steps=0)
+
+
+def test_momentum_export_reproduces_ema_iterates():
+    """optax's heavy-ball trace with the exported (lr, mu) is EMA momentum with (eta, beta)."""
+    sched = _schedule("linear", momentum=True)
+    eta, beta, _ = (np.asarray(x) for x in sched.per_step(1.0))
+    grads = RNG.normal(size=(T, 7))
+
+    w, v = np.zeros(7), np.zeros(7)
+    ema = []
+    for t in range(T):  # the model's EMA momentum, MODEL.md
+        v = beta[t] * v + (1 - beta[t]) * grads[t]
+        w = w - eta[t] * v
+        ema.append(w)
+
+    lr, mu = to_optax_momentum(sched)
+    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=mu)
+    params = jnp.zeros(7)
+    state = opt.init(params)
+    update = jax.jit(opt.update)
+    err = 0.0
+    for t in range(T):
+        updates, state = update(jnp.asarray(grads[t]), state, params)
+        params = optax.apply_updates(params, updates)
+        err = max(err, float(np.max(np.abs(np.asarray(params) - ema[t]))))
+    assert err < 1e-10
+    # and the naive export (mu = beta, lr = eta (1 - beta)) is not exact for varying beta
+    naive = optax.inject_hyperparams(optax.sgd)(
+        learning_rate=lambda c: sched.lr_at(c) * (1 - sched.momentum_at(c)),
+        momentum=sched.momentum_at)
+    p, s = jnp.zeros(7), naive.init(jnp.zeros(7))
+    for t in range(T):
+        u, s = naive.update(jnp.asarray(grads[t]), s, p)
+        p = optax.apply_updates(p, u)
+    assert np.max(np.abs(np.asarray(p) - ema[-1])) > 1e-4
+
+
+def test_batch_sizes_keep_the_budget():
+    sched = _schedule("linear", batch=True)
+    _, _, m = sched.per_step(1.0)
+    m = np.asarray(m)
+    bs = batch_size_schedule(sched)
+    assert bs.sizes.dtype.kind == "i" and bs.sizes.shape == (T,)
+    assert bs.total == int(np.round(m.sum())) == bs.sizes.sum()
+    assert np.all(np.abs(bs.sizes - m) < 1) and bs.max_rounding == np.max(np.abs(bs.sizes - m))
+    assert bs(T + 10) == bs.sizes[-1]
+    cut = list(batches(range(bs.total), bs))
+    assert [len(b) for b in cut] == bs.sizes.tolist()
+    assert [x for b in cut for x in b] == list(range(bs.total))
+    assert len(list(batches(range(5), [2, 2, 2]))) == 2  # no short last batch
+
+
+def test_csv_and_python_exports_match_to_optax(tmp_path):
+    sched = _schedule("previous", momentum=True)
+    rows = list(csv.DictReader(io.StringIO(to_csv(sched))))
+    assert len(rows) == T and rows[0].keys() == {"step", "lr", "momentum", "batch"}
+    lr, beta, _ = sched.per_step(1.0)
+    assert [float(r["lr"]) for r in rows] == np.asarray(lr).tolist()
+    assert [float(r["momentum"]) for r in rows] == np.asarray(beta).tolist()
+
+    namespace = {}
+    exec(to_optax_source(sched), namespace)  # noqa: S102 - the generated module under test
+    t = jnp.arange(T + 3)
+    assert np.array_equal(np.asarray(namespace["lr_schedule"](t)), np.asarray(to_optax(sched)(t)))
+
+
+def test_cli_export(tmp_path, capsys):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({
+        "format": "optsched.schedule/1", "horizon": 5, "interpolation": "linear",
+        "steps": [0, 4], "lr": [0.4, 0.0],
+        "problem": {"a": 2.5, "b": 1.2, "sigma": 0.1, "batch": 4, "features": 60},
+    }))
+    assert main(["export", str(path), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "step,lr,momentum,batch" and lines[3] == "2,0.2,0.0,4.0"
+    out = tmp_path / "sched.py"
+    assert main(["export", str(path), "--format", "optax-py", "--out", str(out)]) == 0
+    assert "lr_schedule" in out.read_text()
+    assert "written to" in capsys.readouterr().err
+    path.write_text("{")
+    assert main(["export", str(path), "--format", "csv"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not valid JSON" in err[0]
+
+
+@pytest.fixture(scope="module")
+def easy_solution():
+    p = o.PowerLawProblem(2.5, 1.2, sigma=0.1, batch=4, features=60)
+    return o.solve(p, 200, 1.0, max_knots=32)
+
+
+def test_transfer_rescale_follows_theory_and_resolve_says_so(easy_solution):
+    from optsched.transfer import transfer
+
+    sol = easy_solution
+    xi = o.theory.exponents(2.5, 1.2).xi
+    r = transfer(sol, 800, method="rescale")
+    assert r.diagnostics["transfer"]["method"] == "rescaled" and r.horizon == 800
+    ratio = float(jnp.max(r.schedule.lr)) / float(jnp.max(sol.schedule.lr))
+    assert ratio == pytest.approx(4.0 ** (-xi), rel=1e-12)
+    # the predicted loss is the exact loss of the rescaled schedule
+    exact = o.loss_curve(sol.problem, r.schedule, method="scan").loss[-1]
+    assert r.final_loss == pytest.approx(float(exact), rel=1e-8)
+    s = transfer(sol, 800)
+    assert s.diagnostics["transfer"] == {"method": "resolved", "from_horizon": 200}
+    assert s.final_loss <= r.final_loss * (1 + 1e-9)  # re-solving is at least as good
+    with pytest.raises(ValueError, match="new_horizon"):
+        transfer(sol, 0)
