@@ -95,15 +95,16 @@ def _progress(quiet: bool):
 def cmd_solve(args) -> int:
     from .solve import solve
 
-    if args.momentum:
-        raise UsageError("--momentum is not supported yet (the momentum solver is in progress)")
-    if args.batch_schedule or args.sample_budget is not None:
-        raise UsageError("--batch-schedule is not supported yet (the batch solver is in progress)")
+    if args.batch_schedule != (args.sample_budget is not None):
+        raise UsageError("--batch-schedule and --sample-budget D go together")
+    if args.momentum and args.batch_schedule:
+        raise UsageError("choose --momentum or --batch-schedule, not both")
     if args.horizon < 1:
         raise UsageError(f"horizon must be >= 1, got {args.horizon}")
     problem = _problem(args)
     show = _progress(args.quiet)
-    solution = solve(problem, args.horizon, args.lr_max, progress=show)
+    solution = solve(problem, args.horizon, args.lr_max, momentum=args.momentum,
+                     batch_budget=args.sample_budget, progress=show)
     if show:
         sys.stderr.write("\r\033[K")
     solution.save(args.out)
@@ -114,6 +115,11 @@ def cmd_solve(args) -> int:
               f"lr <= {solution.lr_max:.4g} (largest stable constant {stable:.4g})")
         print(f"optimal final excess loss L_T = {solution.final_loss:.6g}  "
               f"({len(solution.schedule.steps)} knots, {d['time_s']:.1f} s)")
+        if args.momentum or args.batch_schedule:
+            what = "momentum" if args.momentum else f"batch sizes (budget {args.sample_budget:g})"
+            gain = d["lr_only_final_loss"] / solution.final_loss - 1
+            print(f"  with {what}: {100 * gain:.2f}% better than the optimal learning rate "
+                  f"alone ({d['lr_only_final_loss']:.6g})")
         for name, res in sorted(solution.baselines.items(), key=lambda kv: kv[1].final_loss):
             gain = res.final_loss / solution.final_loss - 1
             print(f"  beats {name:<10} (peak {res.peak_lr:.4g}): {res.final_loss:.6g}  "
@@ -146,7 +152,7 @@ def cmd_evaluate(args) -> int:
     spec, how = _evaluation_spectrum(problem, sched.horizon)
     lr, beta, m = sched.per_step(problem.batch)
     if sched.momentum is not None:
-        losses = momentum_losses(spec, lr, beta, m)
+        losses = momentum_losses(spec, lr, beta, m, form=f.momentum_form)
     else:
         losses = step_losses(spec, lr, m)
     final = float(losses[-1])
@@ -216,9 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--horizon", type=int, required=True, help="SGD steps T")
     solve.add_argument("--lr-max", type=float, default=None,
                        help="learning-rate cap (default: 99%% of the largest stable constant)")
-    solve.add_argument("--momentum", action="store_true", help="also optimise momentum")
-    solve.add_argument("--batch-schedule", action="store_true", help="also optimise batch size")
-    solve.add_argument("--sample-budget", type=float, default=None, help="samples sum_t m_t")
+    solve.add_argument("--momentum", action="store_true",
+                       help="also optimise the EMA momentum beta(t) (per-step recursion)")
+    solve.add_argument("--batch-schedule", action="store_true",
+                       help="also optimise the batch size m(t) under --sample-budget")
+    solve.add_argument("--sample-budget", type=float, default=None,
+                       help="samples D = sum_t m_t (batch sizes within [1, 16 D/T])")
     solve.add_argument("--out", required=True, help="schedule file to write (JSON)")
     solve.add_argument("--quiet", action="store_true", help="no progress or summary")
     solve.set_defaults(func=cmd_solve)

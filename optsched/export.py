@@ -122,9 +122,13 @@ def to_optax_momentum(solution) -> tuple[optax.Schedule, optax.Schedule]:
         lr, mu = optsched.export.to_optax_momentum(solution)
         opt = optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=mu)
 
-    A schedule without momentum gives ``mu = 0`` and the plain learning rate.
+    A schedule without momentum gives ``mu = 0`` and the plain learning rate. A solution solved
+    with ``momentum_form="heavy_ball"`` already is optax's form: ``(eta_t, mu_t)`` are returned
+    as they are.
     """
     sched = schedule_of(solution)
+    if getattr(solution, "momentum_form", "ema") == "heavy_ball":
+        return sched.lr_at, sched.momentum_at
 
     def beta_at(t):
         return sched.momentum_at(jnp.clip(t, 0, None))

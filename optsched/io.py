@@ -36,6 +36,7 @@ class ScheduleFile(eqx.Module):
     predicted_final_loss: float | None
     baselines: dict
     solver: dict
+    momentum_form: str = eqx.field(static=True, default="ema")
 
 
 def _clean(value):
@@ -67,6 +68,7 @@ def to_json(solution) -> dict:
     }
     if sched.momentum is not None:
         data["momentum"] = np.asarray(sched.momentum).tolist()
+        data["momentum_form"] = solution.momentum_form
     if sched.batch is not None:
         data["batch"] = np.asarray(sched.batch).tolist()
     data["problem"] = solution.problem.to_dict()
@@ -119,6 +121,10 @@ def load(path) -> ScheduleFile:
         problem = PowerLawProblem.from_dict(data["problem"])
     except (ValueError, TypeError) as err:
         raise ScheduleFileError(f"{path}: {err}") from None
+    form = data.get("momentum_form", "ema")
+    if form not in ("ema", "heavy_ball"):
+        raise ScheduleFileError(
+            f"{path}: momentum_form must be 'ema' or 'heavy_ball', got {form!r}")
     predicted = data.get("predicted_final_loss")
     return ScheduleFile(
         schedule=schedule,
@@ -126,4 +132,5 @@ def load(path) -> ScheduleFile:
         predicted_final_loss=None if predicted is None else float(predicted),
         baselines=dict(data.get("baselines") or {}),
         solver=dict(data.get("solver") or {}),
+        momentum_form=form,
     )

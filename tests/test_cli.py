@@ -65,7 +65,9 @@ def test_phase_json(capsys):
     [
         (["phase", "--a", "1", "--b", "2"], "a must be"),
         (["solve", "--horizon", "0", "--out", "x.json"], "horizon"),
-        (["solve", "--horizon", "10", "--momentum", "--out", "x.json"], "not supported yet"),
+        (["solve", "--horizon", "10", "--batch-schedule", "--out", "x.json"], "go together"),
+        (["solve", "--horizon", "10", "--batch-schedule", "--sample-budget", "5", "--out",
+          "x.json"], "outside batch_range"),
         (["evaluate", "does-not-exist.json"], "cannot read"),
     ],
 )
@@ -73,3 +75,16 @@ def test_more_bad_input(capsys, argv, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
+
+
+def test_solve_batch_schedule_under_a_budget(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    argv = ["solve", "--features", "60", "--horizon", "200", "--lr-max", "1",
+            "--batch-schedule", "--sample-budget", "800", "--out", str(out)]
+    assert main(argv) == 0
+    assert "with batch sizes (budget 800)" in capsys.readouterr().out
+    stored = json.loads(out.read_text())
+    assert len(stored["batch"]) == len(stored["steps"])
+    assert main(["evaluate", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert abs(data["final_loss"] / stored["predicted_final_loss"] - 1) < 1e-6

@@ -1,0 +1,122 @@
+"""Joint solves: learning rate with momentum, and with batch sizes under a sample budget.
+
+References are independent: the momentum optimum is checked against SciPy L-BFGS-B over every
+(eta_t, beta_t) on the exact moment recursion; predicted losses against the exact per-step
+recursions; the budget and the bounds exactly.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+import optsched as o
+from optsched.dynamics.momentum import momentum_losses
+from optsched.export import to_optax_momentum
+from optsched.io import load
+
+HARD = dict(a=1.3, b=2.75, sigma=0.7, batch=4, features=100)
+EASY = dict(a=2.5, b=1.2, sigma=0.1, batch=4, features=100)
+
+
+def exact_spec(problem):
+    return o.spectrum(problem, o.mode_grid(problem.features, b=float(problem.b), method="exact"))
+
+
+def direct_momentum(problem, T, lr_max, beta_max, lr0):
+    """Every eta_t and beta_t a variable, exact modes, L-BFGS-B (the reference)."""
+    spec = exact_spec(problem)
+    m = jnp.full(T, float(problem.batch))
+
+    def log_loss(x):
+        return jnp.log(momentum_losses(spec, x[:T], x[T:], m)[-1])
+
+    f = jax.jit(jax.value_and_grad(log_loss))
+
+    def fun(x):
+        v, g = f(jnp.asarray(x))
+        return float(v), np.asarray(g, dtype=float)
+
+    x0 = np.concatenate([lr0, np.full(T, 0.05)])
+    bounds = [(0.0, lr_max)] * T + [(0.0, beta_max)] * T
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-11})
+    return float(np.exp(res.fun))
+
+
+@pytest.fixture(scope="module")
+def momentum_solution():
+    p = o.PowerLawProblem(**HARD)
+    return p, o.solve(p, 300, 1.0, momentum=True, beta_max=0.9)
+
+
+def test_momentum_solve_matches_direct_method(momentum_solution):
+    p, sol = momentum_solution
+    beta = np.asarray(sol.schedule.momentum)
+    lr = np.asarray(sol.schedule.lr)
+    assert beta.min() >= 0 and beta.max() <= 0.9 and lr.min() >= 0 and lr.max() <= 1.0
+    exact = float(o.loss_curve(p, sol.schedule, method="scan").final_loss)
+    assert sol.final_loss == pytest.approx(exact, rel=1e-9)
+    # momentum helps in the hard phase, and never hurts: beta = 0 is SGD
+    assert sol.final_loss < sol.diagnostics["lr_only_final_loss"]
+    ref = direct_momentum(p, 300, 1.0, 0.9, np.asarray(sol.schedule.lr_at(np.arange(300))))
+    assert exact <= 1.001 * ref, (exact, ref)
+
+
+def test_momentum_solution_file_and_export(momentum_solution, tmp_path):
+    _, sol = momentum_solution
+    sol.save(tmp_path / "m.json")
+    f = load(tmp_path / "m.json")
+    assert f.momentum_form == "ema"
+    assert np.array_equal(np.asarray(f.schedule.momentum), np.asarray(sol.schedule.momentum))
+    lr, mu = to_optax_momentum(f)
+    t = jnp.arange(1, 300)
+    beta = sol.schedule.momentum_at(t)
+    np.testing.assert_allclose(np.asarray(mu(t)),
+                               np.asarray(beta * (1 - sol.schedule.momentum_at(t - 1))
+                                          / (1 - beta)), rtol=1e-14)
+
+
+def test_batch_budget_is_exact_and_never_hurts():
+    p = o.PowerLawProblem(**EASY)
+    T, D = 300, 1500.0
+    sol = o.solve(p, T, 2.0, batch_budget=D, batch_range=(1.0, 40.0))
+    _, _, m = sol.schedule.per_step(p.batch)
+    m = np.asarray(m)
+    assert m.sum() == pytest.approx(D, rel=1e-12)
+    assert m.min() >= 1.0 and m.max() <= 40.0
+    assert sol.problem.batch == D / T  # baselines ran at the constant batch D / T
+    exact = float(o.loss_curve(sol.problem, sol.schedule, method="scan").final_loss)
+    assert sol.final_loss == pytest.approx(exact, rel=1e-9)
+    assert sol.final_loss <= sol.diagnostics["lr_only_final_loss"]
+    assert o.batch_size_schedule(sol).total == round(D)
+
+
+def test_heavy_ball_form_is_kept_through_the_file(tmp_path):
+    p = o.PowerLawProblem(**HARD)
+    sol = o.solve(p, 100, 0.5, momentum=True, momentum_form="heavy_ball", max_knots=16)
+    assert sol.momentum_form == "heavy_ball"
+    exact = o.loss_curve(p, sol.schedule, method="scan", form="heavy_ball").final_loss
+    assert sol.final_loss == pytest.approx(float(exact), rel=1e-9)
+    sol.save(tmp_path / "hb.json")
+    f = load(tmp_path / "hb.json")
+    lr, mu = to_optax_momentum(f)  # already optax's form: returned as is
+    t = jnp.arange(100)
+    assert np.array_equal(np.asarray(mu(t)), np.asarray(f.schedule.momentum_at(t)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(momentum=True, batch_budget=400.0), "not both"),
+        (dict(batch_budget=-1.0), "batch_budget"),
+        (dict(batch_budget=100.0, batch_range=(2.0, 8.0)), "outside batch_range"),
+        (dict(momentum=True, beta_max=1.0), "beta_max"),
+        (dict(momentum=True, momentum_form="nesterov"), "momentum form"),
+    ],
+)
+def test_bad_joint_input(kwargs, needle):
+    p = o.PowerLawProblem(**EASY)
+    with pytest.raises(ValueError, match=needle):
+        o.solve(p, 100, 1.0, **kwargs)
