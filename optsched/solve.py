@@ -1,24 +1,25 @@
 r"""``solve``: the optimal learning-rate schedule by optimal control of the loss dynamics.
 
-Problem: minimise the final excess loss :math:`L_T` over :math:`0 \le \eta_t \le \eta_{max}`.
+Problem: minimise the final excess loss :math:`L_T` over :math:`0 \le \eta_t \le \eta_{max}`
+(and optionally the momentum or the batch size, see :mod:`optsched.parameterisation`).
 
 Method (direct shooting on knots):
 
-1. *Controls.* :math:`\eta` is piecewise constant on ``K`` blocks whose boundaries are dense at
-   both ends of training (geometric in ``t`` near 0 and in ``T - t`` near ``T``), where the optimum
-   bends. It is parameterised as :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)`, so the bounds hold
-   by construction.
-2. *Objective and gradient.* :math:`\log L_T` through the closed-form block propagation
-   (:func:`~optsched.dynamics.sgd.propagate_blocks`). Its cost does not depend on ``T``, and reverse
-   mode through it is the discrete adjoint (co-state) recursion.
+1. *Controls.* Piecewise constant on ``K`` blocks whose boundaries are dense at both ends of
+   training (geometric in ``t`` near 0 and in ``T - t`` near ``T``), where the optimum bends.
+   Bounds hold by construction: :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)`.
+2. *Objective and gradient.* :math:`\log L_T` through the exact dynamics: the closed-form block
+   propagation (:func:`~optsched.dynamics.sgd.propagate_blocks`, cost independent of ``T``) or,
+   when it is cheaper (short horizons; momentum), the per-step recursion. Reverse mode through
+   either is the discrete adjoint (co-state) recursion.
 3. *Optimiser.* L-BFGS with a zoom line search and ``LBFGS_MEMORY`` curvature pairs
-   (``optax.lbfgs``),
-   compiled with ``jax.jit``. A level ends when ``log L_T`` improves by less than ``ftol`` three
-   iterations in a row (1000x looser on the coarse levels, which only seed the next), or after
-   ``maxiter`` iterations.
+   (``optax.lbfgs``), compiled with ``jax.jit``. A level ends when ``log L_T`` improves by less
+   than ``ftol`` three iterations in a row (1000x looser on the coarse levels, which only seed the
+   next), or after ``maxiter`` iterations.
 4. *Refinement.* Start at ``K = 16`` from the best tuned baseline, then double ``K``. The knot
    levels are nested, so each level starts exactly from the previous optimum; refinement stops
-   when the optimum moves by less than ``rtol`` or ``K`` reaches ``max_knots``.
+   when the optimum moves by less than ``rtol`` or ``K`` reaches ``max_knots``. Joint controls
+   start from the learning-rate optimum.
 5. *Guarantee.* All baselines are tuned first; if the optimum were not better than the best of
    them, the best baseline is returned (and says so in the diagnostics).
 """
