@@ -192,11 +192,15 @@ def main(argv=None) -> int:
     parser.add_argument("--size", choices=tuple(SIZES), default="small")
     parser.add_argument("--seeds", type=int, default=3, help="seeds at the tuned peak")
     parser.add_argument("--steps", type=int, default=None, help="override the size's horizon")
+    parser.add_argument("--peaks", type=float, nargs="+", default=None,
+                        help="override the size's peak learning-rate grid")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
     cfg = dict(SIZES[args.size])
     if args.steps is not None:
         cfg["steps"] = args.steps
+    if args.peaks is not None:
+        cfg["peaks"] = tuple(args.peaks)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
