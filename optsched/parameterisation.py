@@ -108,6 +108,13 @@ class AbstractControls(eqx.Module):
     def log_final_loss(self, theta, spec: Spectrum, batch, blocks: Blocks) -> Float[Array, ""]:
         """:math:`\\log L_T` of the controls ``theta``."""
 
+    def _lr_rows(self, rows: int, schedule: Schedule, steps: np.ndarray, pad: int) -> np.ndarray:
+        """A ``(rows, pad)`` parameter array whose first row follows ``schedule``'s learning rate
+        at ``steps`` (the other rows are left for the subclass)."""
+        theta = np.zeros((rows, pad))
+        theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / self.lr_max)
+        return theta
+
     def schedule(self, theta, blocks: Blocks, steps: np.ndarray, horizon: int) -> Schedule:
         """The piecewise-constant schedule of ``theta`` (padding dropped)."""
         k = len(steps)
@@ -130,9 +137,7 @@ class LearningRate(AbstractControls):
         return {"lr": self.lr_max * jax.nn.sigmoid(theta[0])}
 
     def initial(self, schedule, steps, pad, batch):
-        theta = np.zeros((1, pad))
-        theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / self.lr_max)
-        return jnp.asarray(theta)
+        return jnp.asarray(self._lr_rows(1, schedule, steps, pad))
 
     def log_final_loss(self, theta, spec, batch, blocks):
         lr = self.values(theta, blocks)["lr"]
@@ -161,8 +166,7 @@ class LearningRateMomentum(AbstractControls):
                 "momentum": self.beta_max * jax.nn.sigmoid(theta[1])}
 
     def initial(self, schedule, steps, pad, batch):
-        theta = np.zeros((2, pad))
-        theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / self.lr_max)
+        theta = self._lr_rows(2, schedule, steps, pad)
         beta = (np.asarray(schedule.momentum_at(steps)) if schedule.momentum is not None
                 else np.full(len(steps), self.beta_start))
         theta[1, : len(steps)] = _logit(beta / self.beta_max)
@@ -217,8 +221,7 @@ class LearningRateBatch(AbstractControls):
                 "batch": self.batch_min + span * jax.nn.sigmoid(theta[1] + nu)}
 
     def initial(self, schedule, steps, pad, batch):
-        theta = np.zeros((2, pad))
-        theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / self.lr_max)
+        theta = self._lr_rows(2, schedule, steps, pad)
         m = (np.asarray(schedule.batch_at(steps, batch)) if schedule.batch is not None
              else np.full(len(steps), batch))
         frac = (m - self.batch_min) / (self.batch_max - self.batch_min)
