@@ -209,9 +209,10 @@ class LearningRateBatch(AbstractControls):
 
         lo = -jnp.max(jnp.where(valid, phi, -jnp.inf)) - 60.0
         hi = -jnp.min(jnp.where(valid, phi, jnp.inf)) + 60.0
-        sol = optx.root_find(excess, optx.Bisection(rtol=1e-13, atol=1e-13), jnp.zeros(()),
-                             phi, options={"lower": lo, "upper": hi}, max_steps=200,
-                             throw=False)
+        # excess is increasing in nu: no sign detection (flip=False) needed
+        bisection = optx.Bisection(rtol=1e-13, atol=1e-13, flip=False)
+        sol = optx.root_find(excess, bisection, jnp.zeros(()), phi,
+                             options={"lower": lo, "upper": hi}, max_steps=200, throw=False)
         return sol.value
 
     def values(self, theta, blocks):

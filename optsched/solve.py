@@ -326,12 +326,10 @@ def _budget_problem(problem, horizon, budget, batch_range):
         raise ValueError(f"batch_budget must be a positive number of samples, got {budget}")
     mean = budget / horizon
     lo, hi = (1.0, 16.0 * mean) if batch_range is None else map(float, batch_range)
-    if not 0 < lo <= mean <= hi:
+    if not 0 < lo < mean < hi:
         raise ValueError(
             f"batch_budget {budget:g} over {horizon} steps means a mean batch of {mean:g}, "
-            f"outside batch_range [{lo:g}, {hi:g}]")
-    if lo == hi:
-        raise ValueError(f"batch_range must be an interval, got [{lo:g}, {hi:g}]")
+            f"outside batch_range ({lo:g}, {hi:g}); at an end of the range every batch is fixed")
     return PowerLawProblem.from_dict({**problem.to_dict(), "batch": mean}), (lo, hi)
 
 
