@@ -43,6 +43,7 @@ from .simulate import SimulationResult, simulate  # noqa: E402
 from .solve import Solution, solve  # noqa: E402
 from .spectrum import ModeGrid, Spectrum, mode_grid, spectrum  # noqa: E402
 from .transfer import transfer  # noqa: E402
+from .wallclock import BudgetSweep, budget_sweep  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -63,6 +64,8 @@ __all__ = [
     "to_optax_momentum",
     "to_optax_source",
     "transfer",
+    "BudgetSweep",
+    "budget_sweep",
     "BlockPropagation",
     "ContinuousTime",
     "DivergenceError",
