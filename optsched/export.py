@@ -174,10 +174,7 @@ def batch_size_schedule(solution, default_batch: float | None = None) -> BatchSi
     (``default_batch``, taken from the solution when there is one).
     """
     sched = schedule_of(solution)
-    if default_batch is None:
-        problem = getattr(solution, "problem", None)
-        default_batch = float(problem.batch) if problem is not None else 1.0
-    _, _, m = sched.per_step(default_batch)
+    _, _, m = sched.per_step(_problem_batch(solution) if default_batch is None else default_batch)
     m = np.asarray(m, dtype=float)
     running = np.round(np.concatenate([[0.0], np.cumsum(m)])).astype(np.int64)
     sizes = np.diff(running)
@@ -201,14 +198,10 @@ def batches(samples: Iterable, sizes: BatchSizes | Iterable[int]) -> Iterator[li
         yield batch
 
 
-def _per_step_table(solution) -> dict[str, np.ndarray]:
-    sched = schedule_of(solution)
+def _problem_batch(solution) -> float:
+    """The batch size of the solution's problem (1 for a bare schedule)."""
     problem = getattr(solution, "problem", None)
-    lr, beta, m = sched.per_step(float(problem.batch) if problem is not None else 1.0)
-    table = {"step": np.arange(sched.horizon), "lr": np.asarray(lr)}
-    table["momentum"] = np.asarray(beta)
-    table["batch"] = np.asarray(m)
-    return table
+    return float(problem.batch) if problem is not None else 1.0
 
 
 def to_csv(solution) -> str:
@@ -218,13 +211,12 @@ def to_csv(solution) -> str:
     :math:`m_t` (the problem's batch size without a batch schedule). Values are written with 17
     significant digits, so reading them back is exact.
     """
-    table = _per_step_table(solution)
+    lr, beta, m = (np.asarray(x) for x in schedule_of(solution).per_step(_problem_batch(solution)))
     out = _io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["step", "lr", "momentum", "batch"])
-    for t, lr, beta, m in zip(table["step"], table["lr"], table["momentum"], table["batch"],
-                              strict=True):
-        writer.writerow([int(t), repr(float(lr)), repr(float(beta)), repr(float(m))])
+    for t, (lr_t, beta_t, m_t) in enumerate(zip(lr, beta, m, strict=True)):
+        writer.writerow([t, repr(float(lr_t)), repr(float(beta_t)), repr(float(m_t))])
     return out.getvalue()
 
 

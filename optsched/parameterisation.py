@@ -30,7 +30,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float, Int
 
-from .controls import Schedule
+from .controls import Schedule, block_lengths
 from .dynamics.momentum import MomentumForm, momentum_coefficients, momentum_losses
 from .dynamics.sgd import propagate_blocks, step_losses
 from .spectrum import Spectrum
@@ -85,7 +85,7 @@ class Blocks(eqx.Module):
     @classmethod
     def build(cls, steps: np.ndarray, horizon: int, pad: int) -> Blocks:
         lengths = np.zeros(pad)
-        lengths[: len(steps)] = np.append(steps[1:], horizon) - steps
+        lengths[: len(steps)] = block_lengths(steps, horizon)
         block = np.searchsorted(steps, np.arange(horizon), side="right") - 1
         return cls(jnp.asarray(lengths), jnp.asarray(block, dtype=jnp.int32))
 
