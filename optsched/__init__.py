@@ -40,7 +40,7 @@ from .export import (  # noqa: E402
 from .io import ScheduleFileError, load  # noqa: E402
 from .problem import PowerLawProblem  # noqa: E402
 from .simulate import SimulationResult, simulate  # noqa: E402
-from .solve import Solution, solve  # noqa: E402
+from .solve import Solution, solve, solve_many  # noqa: E402
 from .spectrum import ModeGrid, Spectrum, mode_grid, spectrum  # noqa: E402
 from .transfer import transfer  # noqa: E402
 from .wallclock import BudgetSweep, budget_sweep  # noqa: E402
@@ -55,6 +55,7 @@ __all__ = [
     "family",
     "load",
     "solve",
+    "solve_many",
     "theory",
     "tune_baselines",
     "batch_size_schedule",

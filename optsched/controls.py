@@ -13,9 +13,11 @@ every dynamics read knots through it, so that they can never disagree.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
@@ -25,6 +27,7 @@ __all__ = ["Interpolation", "Schedule", "block_lengths", "expand", "knot_blocks"
 Interpolation = Literal["linear", "previous"]
 
 
+@functools.partial(jax.jit, static_argnames="interpolation")
 def expand(
     steps: Int[Array, " K"],
     values: Float[Array, " K"],
@@ -34,7 +37,7 @@ def expand(
     """Value of the knot schedule ``(steps, values)`` at integer steps ``t`` (jit-able).
 
     Steps before the first knot take the first value and steps after the last knot hold the
-    last value (the convention of optax schedules).
+    last value (the convention of optax schedules). Compiled once per shape.
     """
     steps = jnp.asarray(steps)
     values = jnp.asarray(values)
@@ -182,8 +185,6 @@ def _knot_values(name, values, size, *, lower=None, upper=None):
 
 
 def _is_tracer(x) -> bool:
-    import jax
-
     return isinstance(x, jax.core.Tracer)
 
 

@@ -75,17 +75,20 @@ class Blocks(eqx.Module):
 
     Attributes:
         lengths: steps in each block (0 for padding), shape ``(P,)``.
-        block_of_step: the block each step ``0 .. T-1`` belongs to, shape ``(T,)`` (for the
-            per-step dynamics).
+        block_of_step: the block each step ``0 .. T-1`` belongs to, shape ``(T,)``, for the
+            per-step dynamics; ``None`` when only the closed-form block propagation is used
+            (then blocks of different horizons share one shape and can be stacked).
     """
 
     lengths: Float[Array, " P"]
-    block_of_step: Int[Array, " T"]
+    block_of_step: Int[Array, " T"] | None = None
 
     @classmethod
-    def build(cls, steps: np.ndarray, horizon: int, pad: int) -> Blocks:
+    def build(cls, steps: np.ndarray, horizon: int, pad: int, *, per_step: bool = True) -> Blocks:
         lengths = np.zeros(pad)
         lengths[: len(steps)] = block_lengths(steps, horizon)
+        if not per_step:
+            return cls(jnp.asarray(lengths))
         block = np.searchsorted(steps, np.arange(horizon), side="right") - 1
         return cls(jnp.asarray(lengths), jnp.asarray(block, dtype=jnp.int32))
 

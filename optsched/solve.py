@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -51,7 +51,7 @@ from .parameterisation import (
 from .problem import PowerLawProblem
 from .spectrum import Spectrum, mode_grid, spectrum
 
-__all__ = ["Solution", "solve", "knot_steps"]
+__all__ = ["Solution", "solve", "solve_many", "knot_steps"]
 
 
 class Solution(eqx.Module):
@@ -116,15 +116,14 @@ LBFGS_MEMORY = 30
 """Curvature pairs kept by L-BFGS (fewer iterations than optax's default 10, measured)."""
 
 
-@eqx.filter_jit
-def _lbfgs(controls: AbstractControls, theta0, spec, batch, blocks: Blocks, maxiter, gtol, ftol,
-           memory: int = LBFGS_MEMORY):
-    """L-BFGS on ``log L_T``; compiled once per (controls, modes, padded knots) shape."""
+def _lbfgs_run(controls: AbstractControls, theta0, spec, batch, blocks: Blocks, maxiter, gtol,
+               ftol):
+    """L-BFGS on ``log L_T`` from ``theta0``: ``(theta, L_T, iterations, gradient norm)``."""
 
     def f(theta):
         return controls.log_final_loss(theta, spec, batch, blocks)
 
-    opt = optax.lbfgs(memory_size=memory)
+    opt = optax.lbfgs(memory_size=LBFGS_MEMORY)
     value_and_grad = optax.value_and_grad_from_state(f)
 
     def step(carry):
@@ -147,34 +146,79 @@ def _lbfgs(controls: AbstractControls, theta0, spec, batch, blocks: Blocks, maxi
     return theta, jnp.exp(f(theta)), iters, gnorm
 
 
-def _refine(controls: AbstractControls, start: Schedule, levels, horizon, spec, batch, *, pad,
-            maxiter, gtol, ftol, rtol, say, history):
-    """Optimise ``controls`` level by level (coarse to fine), each level from the previous one.
+# one compiled program per (controls, modes, padded knots) shape; the batched forms map every
+# argument but gtol over a leading axis (the blocks too, unless all horizons are equal)
+_lbfgs = eqx.filter_jit(_lbfgs_run)
+_lbfgs_batched_shared_blocks = eqx.filter_jit(
+    eqx.filter_vmap(_lbfgs_run, in_axes=(0, 0, 0, 0, None, 0, None, 0)))
+_lbfgs_batched = eqx.filter_jit(eqx.filter_vmap(_lbfgs_run, in_axes=(0, 0, 0, 0, 0, 0, None, 0)))
 
-    Returns the last level's schedule and its final loss.
+
+def _stack(trees):
+    """Stack equal-structure pytrees along a new leading axis."""
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def _item(tree, i: int):
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+def _refine(controls: list[AbstractControls], starts: list[Schedule], levels: list[list[int]],
+            horizons: list[int], specs: Spectrum, batch, *, pad, per_step, maxiter, gtol, ftol,
+            rtol, say, histories) -> list[Schedule]:
+    """Optimise each item's controls level by level (coarse to fine), from the previous level.
+
+    Items are ``(controls[i], starts[i], levels[i], horizons[i])`` with the ``i``-th row of the
+    stacked ``specs`` and ``batch``. The L-BFGS runs of one level are a single ``jax.vmap``-ed
+    program (one item: the plain compiled program). An item stops when its optimum moves by less
+    than ``rtol`` or its levels run out; it then rides along with ``maxiter = 0``. Returns each
+    item's last schedule; ``histories[i]`` receives one record per level it ran.
     """
-    value, sched = math.inf, start
-    for level, K in enumerate(levels):
-        steps = knot_steps(horizon, K)
-        blocks = Blocks.build(steps, horizon, pad)
-        theta0 = controls.initial(sched, steps, pad, batch)
-        last = level == len(levels) - 1
-        # coarse levels only seed the next one: a looser tolerance is enough there
-        theta, new_value, iters, gnorm = _lbfgs(
-            controls, theta0, spec, jnp.asarray(batch), blocks, jnp.asarray(
-                maxiter if last else min(maxiter, 200)), jnp.asarray(gtol),
-            jnp.asarray(ftol if last else 1e3 * ftol))
-        new_value, iters, gnorm = float(new_value), int(iters), float(gnorm)
-        history.append({"controls": type(controls).__name__, "knots": int(len(steps)),
-                        "final_loss": new_value, "iterations": iters, "gradient_norm": gnorm})
-        say(f"{len(steps)} knots: {new_value:.6g} ({iters} iterations)")
-        improved = value - new_value
-        settled = value < math.inf and 0 <= improved < rtol * new_value
-        value = min(value, new_value)
-        sched = controls.schedule(theta, blocks, steps, horizon)
-        if settled:
+    B = len(controls)
+    shared = len(set(horizons)) == 1
+    values, done = [math.inf] * B, [False] * B
+    scheds = list(starts)
+    batch = jnp.asarray(batch, dtype=float)
+    for j in range(max(len(lv) for lv in levels)):
+        if all(done[i] or j >= len(levels[i]) for i in range(B)):
             break
-    return sched, value
+        run = [not done[i] and j < len(levels[i]) for i in range(B)]
+        last = [j >= len(levels[i]) - 1 for i in range(B)]
+        steps = [knot_steps(T, lv[min(j, len(lv) - 1)])
+                 for T, lv in zip(horizons, levels, strict=True)]
+        blocks = [Blocks.build(steps[i], horizons[i], pad, per_step=per_step)
+                  for i in range(1 if shared else B)]
+        theta0 = [c.initial(sc, st, pad, float(m))
+                  for c, sc, st, m in zip(controls, scheds, steps, batch, strict=True)]
+        # coarse levels only seed the next one: a looser tolerance and iteration cap suffice
+        cap = jnp.asarray([(maxiter if last[i] else min(maxiter, 200)) if run[i] else 0
+                           for i in range(B)])
+        tol = jnp.asarray([ftol if last[i] else 1e3 * ftol for i in range(B)])
+        if B == 1:
+            out = _lbfgs(controls[0], theta0[0], _item(specs, 0), batch[0], blocks[0], cap[0],
+                         jnp.asarray(gtol), tol[0])
+            out = jax.tree.map(lambda x: x[None], out)
+        else:
+            fn = _lbfgs_batched_shared_blocks if shared else _lbfgs_batched
+            out = fn(_stack(controls), _stack(theta0), specs, batch,
+                     blocks[0] if shared else _stack(blocks), cap, jnp.asarray(gtol), tol)
+        theta, new_values, iters, gnorms = (np.asarray(x) for x in out)
+        for i in np.flatnonzero(run):
+            new = float(new_values[i])
+            histories[i].append({"controls": type(controls[i]).__name__,
+                                 "knots": int(len(steps[i])), "final_loss": new,
+                                 "iterations": int(iters[i]), "gradient_norm": float(gnorms[i])})
+            if B == 1:
+                say(f"{len(steps[i])} knots: {new:.6g} ({int(iters[i])} iterations)")
+            settled = values[i] < math.inf and 0 <= values[i] - new < rtol * new
+            done[i] = settled or last[i]
+            values[i] = min(values[i], new)
+            scheds[i] = controls[i].schedule(theta[i], blocks[0 if shared else i], steps[i],
+                                             horizons[i])
+        if B > 1:
+            say(f"level {j + 1}: {int(np.sum(run))} of {B} solves refined, "
+                f"{sum(done)} settled")
+    return scheds
 
 
 def solve(
@@ -232,11 +276,8 @@ def solve(
     Returns:
         A :class:`Solution`.
     """
-    horizon = int(horizon)
-    if horizon < 1:
-        raise ValueError(f"horizon must be >= 1, got {horizon}")
-    if lr_max is not None and not (math.isfinite(float(lr_max)) and float(lr_max) > 0):
-        raise ValueError(f"lr_max must be a positive number, got {lr_max}")
+    horizon = _check_horizon(horizon)
+    _check_lr_max(lr_max)
     if momentum and batch_budget is not None:
         raise ValueError("optimise momentum or a batch budget, not both at once")
     if momentum and not 0.0 < float(beta_max) < 1.0:
@@ -246,15 +287,7 @@ def solve(
         problem, batch_range = _budget_problem(problem, horizon, batch_budget, batch_range)
     say = progress or (lambda msg: None)
     t_start = time.perf_counter()
-    if spec is None:
-        probe = spectrum(problem, mode_grid(problem.features, b=float(problem.b), max_time=1.0))
-        stable = float(max_stable_lr(probe, problem.batch))
-        lr_cap = 0.99 * stable if lr_max is None else float(lr_max)
-        grid = mode_grid(problem.features, b=float(problem.b), max_time=lr_cap * horizon)
-        spec = spectrum(problem, grid)
-    else:
-        stable = float(max_stable_lr(spec, problem.batch))
-        lr_cap = 0.99 * stable if lr_max is None else float(lr_max)
+    spec, stable, lr_cap = _modes(problem, horizon, lr_max, spec)
     batch = float(problem.batch)
 
     say("tuning baselines")
@@ -262,20 +295,19 @@ def solve(
     best = min(baselines.values(), key=lambda r: r.final_loss)
     say(f"best baseline {best.name}: {best.final_loss:.6g}")
 
-    levels = [min(knots, horizon)]
-    while levels[-1] < min(max_knots, horizon):
-        levels.append(min(2 * levels[-1], max_knots, horizon))
+    levels = _levels(horizon, knots, max_knots)
     # the momentum schedule needs finer knots than the learning rate alone (measured: at T = 300,
     # 88 knots end 0.15% above the every-step optimum, 142 knots 0.04%): one more level
     joint_levels = levels[-1:]
     if momentum and levels[-1] < horizon:
         joint_levels.append(min(2 * levels[-1], horizon))
     pad = max(len(knot_steps(horizon, k)) for k in levels + joint_levels)
-    opts = dict(pad=pad, maxiter=maxiter, gtol=gtol, ftol=ftol, rtol=rtol, say=say)
-    history: list[dict] = []
     method = sgd_method(horizon, spec.size, pad)
-    sched, _ = _refine(LearningRate(jnp.asarray(lr_cap), method=method), best.schedule, levels,
-                       horizon, spec, batch, history=history, **opts)
+    opts = dict(pad=pad, per_step=True, maxiter=maxiter, gtol=gtol, ftol=ftol, rtol=rtol,
+                say=say, histories=[[]])
+    specs = _stack([spec])
+    [sched] = _refine([LearningRate(jnp.asarray(lr_cap), method=method)], [best.schedule],
+                      [levels], [horizon], specs, [batch], **opts)
     sgd_loss = _final_loss(sched, spec, batch, momentum_form)
     joint = None
     if momentum:
@@ -288,35 +320,197 @@ def solve(
                                   jnp.asarray(float(batch_range[0])),
                                   jnp.asarray(float(batch_range[1])), method=method)
     if joint is not None:
-        joint_sched, _ = _refine(joint, sched, joint_levels, horizon, spec, batch,
-                                 history=history, **opts)
+        [joint_sched] = _refine([joint], [sched], [joint_levels], [horizon], specs, [batch],
+                                **opts)
         if _final_loss(joint_sched, spec, batch, momentum_form) < sgd_loss:
             sched = joint_sched
 
-    loss_steps, losses = _loss_at_knots(sched, spec, batch, momentum_form)
+    extra = {}
+    if momentum:
+        extra.update(momentum_form=momentum_form, beta_max=float(beta_max))
+    if batch_budget is not None:
+        extra.update(batch_budget=float(batch_budget), batch_range=list(batch_range))
+    return _solution(problem, sched, spec, baselines, lr_cap, momentum_form,
+                     history=opts["histories"][0], time_s=time.perf_counter() - t_start,
+                     modes=spec.size, dynamics=method, lr_stable_constant=stable,
+                     lr_only_final_loss=sgd_loss, **extra)
+
+
+def solve_many(
+    problems: PowerLawProblem | Sequence[PowerLawProblem],
+    horizons: int | Sequence[int],
+    lr_max: float | None | Sequence[float | None] = None,
+    *,
+    knots: int = 16,
+    max_knots: int = 128,
+    rtol: float = 2e-4,
+    maxiter: int = 300,
+    gtol: float = 1e-12,
+    ftol: float = 1e-12,
+    strategy: str = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> list[Solution]:
+    r"""Optimal learning-rate schedules of many ``(problem, horizon)`` pairs, compiled once.
+
+    ``problems``, ``horizons`` and ``lr_max`` broadcast against each other (a single value, or
+    one per solve). Each solve is the one :func:`solve` would do (same baselines, knots,
+    refinement and stopping rule, same guarantee; the same final loss to rounding). The modes
+    of all problems are padded to a common count with inert nodes (:math:`\lambda = 0`,
+    :math:`c_0 = 0`: they never move and carry no loss), so every solve has the same shapes and
+    the optimiser is compiled once, not once per problem. Use it for phase diagrams and sweeps
+    over ``T``.
+
+    ``strategy``:
+
+    * ``"vmap"``: the L-BFGS runs of each refinement level are one ``jax.vmap``-ed program
+      (horizons that differ then use the closed-form block propagation, whose blocks have one
+      shape for every ``T``). Under ``vmap`` every solve runs as many iterations as the slowest
+      one (the finished ones are masked), so it pays off where the batch runs in parallel (GPU,
+      TPU);
+    * ``"loop"``: the solves one after another, sharing one compiled program (the padded modes
+      give every problem the same shapes); faster on CPU, where a batch is not parallel;
+    * ``"auto"`` (default): ``"loop"`` on CPU, ``"vmap"`` elsewhere.
+
+    ``benchmarks/bench_many.py`` measures both against plain :func:`solve` calls.
+    Only the learning rate is optimised; for momentum or batch schedules call :func:`solve`.
+
+    Returns:
+        One :class:`Solution` per pair, in order.
+    """
+    pairs = _broadcast(problems, horizons, lr_max)
+    say = progress or (lambda msg: None)
+    t_start = time.perf_counter()
+    prepared = [_modes(p, _check_horizon(T), _check_lr_max(cap), None) for p, T, cap in pairs]
+    size = max(spec.size for spec, _, _ in prepared)
+    max_time = min(spec.max_time for spec, _, _ in prepared)
+    padded = [_pad_modes(spec, size, max_time) for spec, _, _ in prepared]
+    horizons = [int(T) for _, T, _ in pairs]
+    baselines = []
+    for i, ((problem, T, _), (_, _, cap)) in enumerate(zip(pairs, prepared, strict=True)):
+        say(f"tuning baselines {i + 1}/{len(pairs)}")
+        baselines.append(tune_baselines(problem, T, cap, spec=padded[i]))
+    starts = [min(b.values(), key=lambda r: r.final_loss).schedule for b in baselines]
+    levels = [_levels(T, knots, max_knots) for T in horizons]
+    pad = max(len(knot_steps(T, k)) for T, lv in zip(horizons, levels, strict=True) for k in lv)
+    if strategy == "auto":
+        strategy = "loop" if jax.default_backend() == "cpu" else "vmap"
+    shared = len(set(horizons)) == 1
+    methods = [sgd_method(T, size, pad) for T in horizons]
+    if strategy == "vmap" and not shared:
+        methods = ["blocks"] * len(pairs)  # one block shape for every horizon
+    controls = [LearningRate(jnp.asarray(cap), method=method)
+                for (_, _, cap), method in zip(prepared, methods, strict=True)]
+    histories = [[] for _ in pairs]
+    batches = [float(p.batch) for p, _, _ in pairs]
+    opts = dict(pad=pad, maxiter=maxiter, gtol=gtol, ftol=ftol, rtol=rtol, say=say)
+    if strategy == "vmap":
+        scheds = _refine(controls, starts, levels, horizons, _stack(padded), batches,
+                         per_step=methods[0] == "scan", histories=histories, **opts)
+    elif strategy == "loop":
+        scheds = []
+        for i in range(len(pairs)):
+            say(f"solve {i + 1}/{len(pairs)}")
+            scheds += _refine([controls[i]], [starts[i]], [levels[i]], [horizons[i]],
+                              _stack([padded[i]]), [batches[i]], per_step=True,
+                              histories=[histories[i]], **opts)
+    else:
+        raise ValueError(f"strategy must be 'auto', 'vmap' or 'loop', got {strategy!r}")
+    elapsed = time.perf_counter() - t_start
+    out = []
+    for i, (problem, _, _) in enumerate(pairs):
+        spec, stable, cap = prepared[i]
+        out.append(_solution(problem, scheds[i], spec, baselines[i], cap, "ema",
+                             history=histories[i], time_s=elapsed, batched=len(pairs),
+                             strategy=strategy, modes=spec.size, dynamics=methods[i],
+                             lr_stable_constant=stable))
+    return out
+
+
+def _broadcast(problems, horizons, lr_max) -> list[tuple]:
+    """``(problem, horizon, lr_max)`` triples; scalars repeat to the common length."""
+    def seq(x, scalar):
+        return [x] if isinstance(x, scalar) or x is None else list(x)
+
+    cols = [seq(problems, PowerLawProblem), seq(horizons, (int, np.integer)),
+            seq(lr_max, (int, float, np.floating, np.integer))]
+    names = ("problems", "horizons", "lr_max")
+    for name, c in zip(names, cols, strict=True):
+        if not c:
+            raise ValueError(f"{name} is empty")
+    lengths = {len(c) for c in cols} - {1}
+    if len(lengths) > 1:
+        counts = ", ".join(f"{name} {len(c)}" for name, c in zip(names, cols, strict=True))
+        raise ValueError(f"entries per solve do not match ({counts}); give a single value or "
+                         "one per solve")
+    n = max(len(c) for c in cols)
+    return [tuple(c[i] if len(c) > 1 else c[0] for c in cols) for i in range(n)]
+
+
+def _check_horizon(horizon) -> int:
+    if int(horizon) != horizon or int(horizon) < 1:
+        raise ValueError(f"horizon must be an integer >= 1, got {horizon}")
+    return int(horizon)
+
+
+def _check_lr_max(lr_max):
+    if lr_max is not None and not (math.isfinite(float(lr_max)) and float(lr_max) > 0):
+        raise ValueError(f"lr_max must be a positive number, got {lr_max}")
+    return lr_max
+
+
+def _modes(problem, horizon, lr_max, spec) -> tuple[Spectrum, float, float]:
+    """The modes to optimise on, the largest stable constant rate, and the cap used."""
+    if spec is None:
+        probe = spectrum(problem, mode_grid(problem.features, b=float(problem.b), max_time=1.0))
+        stable = float(max_stable_lr(probe, problem.batch))
+        lr_cap = 0.99 * stable if lr_max is None else float(lr_max)
+        grid = mode_grid(problem.features, b=float(problem.b), max_time=lr_cap * horizon)
+        return spectrum(problem, grid), stable, lr_cap
+    stable = float(max_stable_lr(spec, problem.batch))
+    return spec, stable, 0.99 * stable if lr_max is None else float(lr_max)
+
+
+def _pad_modes(spec: Spectrum, size: int, max_time: float) -> Spectrum:
+    """``spec`` with inert modes appended up to ``size`` (``lambda = 0``: they never move, add no
+    loss and no noise; unit weight keeps the block propagation's ``1/sqrt(w)`` finite)."""
+    extra = size - spec.size
+
+    def grow(x, fill):
+        return jnp.concatenate([x, jnp.full(extra, fill, dtype=x.dtype)])
+
+    return Spectrum(grow(spec.lam, 0.0), grow(spec.target, 0.0), grow(spec.weight, 1.0),
+                    spec.offset, spec.noise, max_time=max_time)
+
+
+def _levels(horizon: int, knots: int, max_knots: int) -> list[int]:
+    levels = [min(knots, horizon)]
+    while levels[-1] < min(max_knots, horizon):
+        levels.append(min(2 * levels[-1], max_knots, horizon))
+    return levels
+
+
+def _solution(problem, sched, spec, baselines, lr_cap, form, *, history, time_s,
+              **diagnostics) -> Solution:
+    """Package a solved schedule, falling back to the best baseline if it is not better."""
+    best = min(baselines.values(), key=lambda r: r.final_loss)
+    batch = float(problem.batch)
+    loss_steps, losses = _loss_at_knots(sched, spec, batch, form)
     final = float(losses[-1])
     fallback = final > best.final_loss
     if fallback:  # never worse than the best baseline
         sched, final = best.schedule, best.final_loss
-        loss_steps = np.array([0, horizon])
+        loss_steps = np.array([0, sched.horizon])
         losses = np.array([float(spec.initial_loss()), final])
     diagnostics = {
         "iterations": sum(h["iterations"] for h in history),
         "gradient_norm": history[-1]["gradient_norm"],
-        "time_s": time.perf_counter() - t_start,
+        "time_s": time_s,
         "refinement": history,
-        "modes": spec.size,
-        "dynamics": method,
-        "lr_stable_constant": stable,
-        "lr_only_final_loss": sgd_loss,
+        **diagnostics,
         "fallback_to_baseline": bool(fallback),
     }
-    if momentum:
-        diagnostics.update(momentum_form=momentum_form, beta_max=float(beta_max))
-    if batch_budget is not None:
-        diagnostics.update(batch_budget=float(batch_budget), batch_range=list(batch_range))
     return Solution(problem, sched, final, loss_steps, losses, problem.phase, lr_cap, baselines,
-                    diagnostics, momentum_form=momentum_form)
+                    diagnostics, momentum_form=form)
 
 
 def _budget_problem(problem, horizon, budget, batch_range):

@@ -33,6 +33,8 @@ it.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -66,6 +68,7 @@ def stability_margin(spec: Spectrum, lr, batch) -> Float[Array, "..."]:
     return jnp.minimum(1.0 - q, jnp.min(e) / 2.0)
 
 
+@functools.partial(jax.jit, static_argnames="iters")
 def max_stable_lr(spec: Spectrum, batch, *, iters: int = 100) -> Float[Array, ""]:
     """The largest constant learning rate whose step map is stable (bisection, jit-able)."""
     hi0 = 2.0 / ((1.0 + 1.0 / batch) * jnp.max(spec.lam))
@@ -95,6 +98,7 @@ def _block(spec: Spectrum, c, lr, batch, length):
     return c_inf + y / root_w
 
 
+@jax.jit
 def propagate_blocks(
     spec: Spectrum, lr: Float[Array, " K"], batch: Float[Array, " K"], lengths: Float[Array, " K"]
 ):
