@@ -17,23 +17,12 @@ import argparse
 import pathlib
 import time
 
-import numpy as np
-
 import optsched as o
-from optsched.theory import exponents, fit_exponent
-from optsched.wallclock import budget_sweep
+from optsched.theory import exponents
+from optsched.wallclock import budget_sweep, ramp_exponent
 
 CASES = [("easy", dict(a=2.5, b=1.2, sigma=0.1, batch=1), None),
          ("hard", dict(a=1.3, b=2.75, sigma=0.7, batch=1), None)]
-
-
-def ramp_exponent(solution) -> float:
-    T = solution.horizon
-    t = np.arange(T)
-    u = t / T
-    _, _, m = solution.schedule.per_step(solution.problem.batch)
-    keep = (u >= 0.5) & (u <= 0.95)
-    return fit_exponent(1.0 - u[keep], np.asarray(m)[keep])
 
 
 def main():

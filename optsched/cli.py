@@ -200,6 +200,28 @@ def cmd_phase(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from .reproduce import EXPERIMENTS, checks_table, reproduce
+
+    unknown = [name for name in args.only or () if name not in EXPERIMENTS]
+    if unknown:
+        raise UsageError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(EXPERIMENTS)}")
+    show = _progress(args.quiet)
+    results = reproduce(args.out, quick=args.quick, only=args.only, progress=show)
+    if show:
+        sys.stderr.write("\n")
+    from .reproduce import Check
+
+    checks = [Check(**{k: v for k, v in c.items() if k != "passed"})
+              for entry in results["experiments"].values() for c in entry["checks"]]
+    if not args.quiet:
+        print(checks_table(checks))
+        passed = sum(c.passed for c in checks)
+        print(f"\n{passed}/{len(checks)} checks within tolerance; figures and results.json in "
+              f"{args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .baselines import FAMILIES
 
@@ -244,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "defining lr_schedule(count)")
     export.add_argument("--out", default=None, help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
+
+    rep = sub.add_parser("reproduce", help="every figure and measured number of the easy/hard "
+                         "phase study -> PNGs and results.json")
+    rep.add_argument("--out", required=True, help="folder for the figures and results.json")
+    rep.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes on CPU)")
+    rep.add_argument("--only", nargs="+", default=None, metavar="EXPERIMENT",
+                     help="run only these experiments (default: all)")
+    rep.add_argument("--quiet", action="store_true", help="no progress or table")
+    rep.set_defaults(func=cmd_reproduce)
 
     phase = sub.add_parser("phase", help="phase and theory exponents for (a, b)")
     phase.add_argument("--a", type=float, required=True)

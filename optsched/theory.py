@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Exponents", "phase", "exponents", "fit_exponent", "local_exponents", "measure"]
+__all__ = ["Exponents", "phase", "exponents", "compute_optimal_exponents", "fit_exponent",
+           "local_exponents", "measure"]
 
 
 def _check(a: float, b: float) -> tuple[float, float]:
@@ -78,6 +79,22 @@ def exponents(a: float, b: float) -> Exponents:
         loss_constant=(a - 1.0) / (a - 1.0 + b),
         batch_ramp=1.0 / (2.0 * b) - 1.0,
     )
+
+
+def compute_optimal_exponents(a: float, b: float) -> dict[str, float]:
+    r"""Compute-optimal exponents under :math:`C = N T m` (PAPER_DIGEST 4.4, inferred, to check).
+
+    A width-``N`` model adds :math:`N^{-(a-1)}` to the loss; with the optimal schedule the
+    number of modes learned in ``T`` steps is :math:`T^{1/a}` (easy) or :math:`T^{1/b}` (hard).
+    Balancing the two gives :math:`N^* \sim C^{1/(c+1)}`, :math:`T^* \sim C^{c/(c+1)}` and
+    :math:`L^* \sim C^{-(a-1)/(c+1)}` with ``c = a`` (easy) or ``c = b`` (hard).
+
+    Returns ``{"width", "horizon", "loss"}``: exponents of :math:`N^*`, :math:`T^*` and
+    :math:`L^*` in ``C`` (the loss one positive for a decaying loss).
+    """
+    a, b = _check(a, b)
+    c = a if a >= b else b
+    return {"width": 1.0 / (c + 1.0), "horizon": c / (c + 1.0), "loss": (a - 1.0) / (c + 1.0)}
 
 
 def fit_exponent(x, y) -> float:

@@ -19,8 +19,9 @@ import numpy as np
 
 from .problem import PowerLawProblem
 from .solve import Solution, solve
+from .theory import fit_exponent
 
-__all__ = ["BudgetSweep", "budget_sweep"]
+__all__ = ["BudgetSweep", "budget_sweep", "ramp_exponent"]
 
 
 def _crossing(horizons, losses, target) -> float:
@@ -100,3 +101,13 @@ def budget_sweep(
         sols.append(sol)
         say(f"T={T}: ramp {sol.final_loss:.6g}, constant batch {const[-1]:.6g}")
     return BudgetSweep(float(budget), horizons, np.array(ramp), np.array(const), tuple(sols))
+
+
+def ramp_exponent(solution, window=(0.5, 0.95)) -> float:
+    r"""Exponent ``p`` of a batch ramp :math:`m^*(t) \sim (1 - t/T)^p`, fitted over ``t/T`` in
+    ``window`` (theory: :math:`1/(2b) - 1`, :attr:`optsched.theory.Exponents.batch_ramp`)."""
+    T = solution.horizon
+    u = np.arange(T) / T
+    _, _, m = solution.schedule.per_step(solution.problem.batch)
+    keep = (u >= window[0]) & (u <= window[1])
+    return fit_exponent(1.0 - u[keep], np.asarray(m)[keep])
