@@ -18,6 +18,7 @@ _jax.config.update("jax_enable_x64", True)
 from . import theory  # noqa: E402
 from .baselines import BaselineResult, family, tune_baselines  # noqa: E402
 from .controls import Schedule, expand  # noqa: E402
+from .convex import ConvexBound, fit_convex_bound, refine_from_grad_norms  # noqa: E402
 from .dynamics.base import AbstractDynamics, Trajectory  # noqa: E402
 from .dynamics.momentum import MomentumRecursion  # noqa: E402
 from .dynamics.ode import ContinuousTime  # noqa: E402
@@ -37,7 +38,10 @@ from .export import (  # noqa: E402
     to_optax_momentum,
     to_optax_source,
 )
+from .fit import FittedProblem, PilotRun, fit  # noqa: E402
 from .io import ScheduleFileError, load  # noqa: E402
+from .loss_model import AbstractLossModel, ModelSolution, solve_model  # noqa: E402
+from .multipower import MultiPowerLaw, fit_multi_power_law  # noqa: E402
 from .problem import PowerLawProblem  # noqa: E402
 from .simulate import SimulationResult, simulate  # noqa: E402
 from .solve import Solution, solve, solve_many  # noqa: E402
@@ -56,6 +60,17 @@ __all__ = [
     "load",
     "solve",
     "solve_many",
+    "fit",
+    "PilotRun",
+    "FittedProblem",
+    "AbstractLossModel",
+    "ModelSolution",
+    "solve_model",
+    "MultiPowerLaw",
+    "fit_multi_power_law",
+    "ConvexBound",
+    "fit_convex_bound",
+    "refine_from_grad_norms",
     "theory",
     "tune_baselines",
     "batch_size_schedule",

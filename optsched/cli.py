@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import sys
 import time
 
@@ -151,6 +152,7 @@ def cmd_evaluate(args) -> int:
     sched, problem = f.schedule, f.problem
     spec, how = _evaluation_spectrum(problem, sched.horizon)
     lr, beta, m = sched.per_step(problem.batch)
+    lr = lr * f.lr_scale  # files from `optsched fit` hold the runs' own units
     if sched.momentum is not None:
         losses = momentum_losses(spec, lr, beta, m, form=f.momentum_form)
     else:
@@ -222,6 +224,86 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def read_runs(path) -> list:
+    """Pilot runs from a CSV with columns ``run, step, lr, loss``.
+
+    Each run lists every step ``0 .. T-1`` with the learning rate it used; ``loss`` (optional
+    per row) is the loss measured after ``step`` updates, and a final row ``step = T`` with an
+    empty ``lr`` may carry the loss at the end.
+    """
+    import csv
+
+    from .controls import Schedule
+    from .fit import PilotRun
+
+    rows: dict[str, list] = {}
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"run", "step", "lr", "loss"} - set(reader.fieldnames or ())
+            if missing:
+                raise UsageError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    lr = float(row["lr"]) if row["lr"] not in ("", None) else None
+                    loss = float(row["loss"]) if row["loss"] not in ("", None) else None
+                    rows.setdefault(row["run"], []).append((int(row["step"]), lr, loss))
+                except ValueError:
+                    raise UsageError(
+                        f"{path}, line {line}: step, lr and loss must be numbers") from None
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    runs = []
+    for name, entries in rows.items():
+        entries.sort()
+        lrs = [(s, lr) for s, lr, _ in entries if lr is not None]
+        T = len(lrs)
+        if T == 0 or [s for s, _ in lrs] != list(range(T)):
+            raise UsageError(f"{path}: run {name!r} must give lr at every step 0 .. T-1")
+        observed = [(s, y) for s, _, y in entries if y is not None]
+        sched = Schedule(np.arange(T), [lr for _, lr in lrs], horizon=T)  # knots at every step
+        try:
+            runs.append(PilotRun(sched, [s for s, _ in observed], [y for _, y in observed]))
+        except ValueError as err:
+            raise UsageError(f"{path}: run {name!r}: {err}") from None
+    if not runs:
+        raise UsageError(f"{path}: no runs")
+    return runs
+
+
+def cmd_fit(args) -> int:
+    from .fit import fit
+    from .io import to_json
+
+    if args.horizon < 1:
+        raise UsageError(f"horizon must be >= 1, got {args.horizon}")
+    runs = read_runs(args.runs)
+    show = _progress(args.quiet)
+    if show:
+        show(f"fitting {len(runs)} runs")
+    fitted = fit(runs)
+    lr_max = args.lr_max or max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
+    if show:
+        show(f"solving T = {args.horizon}")
+    solution, real = fitted.solve(args.horizon, lr_max, progress=show)
+    data = to_json(solution)
+    data["lr"] = np.asarray(real.lr).tolist()
+    data["lr_scale"] = fitted.lr_scale
+    predicted = fitted.predict(real)
+    data["fit"] = {"values": fitted.values(), "stderr": fitted.stderr,
+                   "residual_rms_log_loss": fitted.residual_rms, "runs": len(runs),
+                   "lr_max": lr_max, "predicted_loss_real_units": float(predicted[-1])}
+    pathlib.Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
+    if show:
+        sys.stderr.write("\n")
+    if not args.quiet:
+        v, e = fitted.values(), fitted.stderr
+        print("fitted: " + ", ".join(f"{k} = {v[k]:.4g} +- {e[k]:.2g}" for k in v))
+        print(f"optimal schedule for T = {args.horizon} (lr <= {lr_max:g}): predicted loss "
+              f"{float(predicted[-1]):.5g}; written to {args.out} (learning rates in your units)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .baselines import FAMILIES
 
@@ -266,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "defining lr_schedule(count)")
     export.add_argument("--out", default=None, help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
+
+    fit = sub.add_parser("fit", help="fit the model to pilot runs (CSV) -> optimal schedule file")
+    fit.add_argument("runs", help="CSV with columns run, step, lr, loss (see docs)")
+    fit.add_argument("--horizon", type=int, required=True, help="steps T of the real run")
+    fit.add_argument("--lr-max", type=float, default=None,
+                     help="learning-rate cap in your units (default: the runs' largest rate)")
+    fit.add_argument("--out", required=True, help="schedule file to write (JSON)")
+    fit.add_argument("--quiet", action="store_true")
+    fit.set_defaults(func=cmd_fit)
 
     rep = sub.add_parser("reproduce", help="every figure and measured number of the easy/hard "
                          "phase study -> PNGs and results.json")

@@ -5,6 +5,10 @@ the predicted final loss, the tuned baselines and solver diagnostics. Everything
 file (``load``, ``optsched evaluate``, the optax export) expands the knots with
 :func:`optsched.controls.expand`, so the file, the exported schedule and the predicted loss
 cannot disagree. Reading a broken file raises :class:`ScheduleFileError` with one clear line.
+
+An optional top-level ``"lr_scale"`` (default 1) says how many model learning-rate units one
+file unit is: ``optsched fit`` writes schedules in the pilot runs' own units, and ``evaluate``
+multiplies by it before running the model.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class ScheduleFile(eqx.Module):
     baselines: dict
     solver: dict
     momentum_form: str = eqx.field(static=True, default="ema")
+    lr_scale: float = 1.0
+    """Model learning rate per file learning rate (files written by ``optsched fit`` hold the
+    run's own units; everything else holds model units, scale 1)."""
 
 
 def _clean(value):
@@ -126,6 +133,9 @@ def load(path) -> ScheduleFile:
         raise ScheduleFileError(
             f"{path}: momentum_form must be 'ema' or 'heavy_ball', got {form!r}")
     predicted = data.get("predicted_final_loss")
+    lr_scale = data.get("lr_scale", 1.0)
+    if not (isinstance(lr_scale, int | float) and math.isfinite(lr_scale) and lr_scale > 0):
+        raise ScheduleFileError(f"{path}: lr_scale must be a positive number, got {lr_scale!r}")
     return ScheduleFile(
         schedule=schedule,
         problem=problem,
@@ -133,4 +143,5 @@ def load(path) -> ScheduleFile:
         baselines=dict(data.get("baselines") or {}),
         solver=dict(data.get("solver") or {}),
         momentum_form=form,
+        lr_scale=float(lr_scale),
     )

@@ -22,7 +22,7 @@ from ._common import EASY, EASY_LR_MAX, Check, Result, solutions
 
 QUICK = dict(widths=[8, 16, 32, 64, 128], horizons=[16, 32, 64, 128, 256, 512])
 FULL = dict(widths=[8, 16, 32, 64, 128, 256, 512, 1024],
-            horizons=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192])
+            horizons=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
 
 
 def frontier(widths, horizons, loss, batch: float):

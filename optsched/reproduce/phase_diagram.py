@@ -19,7 +19,7 @@ from ..theory import exponents, measure
 from ._common import Check, Result, solutions
 
 QUICK = dict(size=4, horizons=(100, 1000))
-FULL = dict(size=10, horizons=(1000, 10_000))
+FULL = dict(size=10, horizons=(300, 3000))
 SIGMA, BATCH = 0.3, 4
 
 

@@ -1,0 +1,148 @@
+r"""Convex-optimisation models of schedules: the last-iterate bound and gradient-norm refinement.
+
+**The bound.** For SGD on a convex, ``G``-Lipschitz problem started at distance ``D`` from a
+minimiser, the last iterate after ``T`` steps with rates :math:`\eta_1 .. \eta_T` satisfies
+(Defazio et al. 2023; the form used by Schaipp et al. 2025)
+
+.. math::
+    E f(x_T) - f^* \le \Omega_T = \frac{D^2 + G^2 \sum_{t=1}^T \eta_t^2}{2 \sum_{t=1}^T \eta_t}
+      + \frac{G^2}{2} \sum_{k=1}^{T-1} \frac{\eta_k}{\sum_{t=k+1}^T \eta_t}
+        \cdot \frac{\sum_{t=k}^T \eta_t^2}{\sum_{t=k}^T \eta_t}.
+
+As a loss model (:class:`ConvexBound`) the observed loss is :math:`L_\infty + s\,\Omega_t`; only
+:math:`u = s D^2` and :math:`v = s G^2` are identifiable. For a schedule shape :math:`\eta_t =
+\gamma\,\hat\eta_t` the bound is :math:`u / (2\gamma \Sigma) + \gamma v Q(\hat\eta)`, so the best
+base rate has the closed form :math:`\gamma^* = \sqrt{u / (2 v \Sigma Q)}`
+(:meth:`ConvexBound.optimal_peak`).
+
+**Refinement** (Defazio et al. 2023): from the gradient norms :math:`g_t` of a previous run, the
+refined schedule is :math:`\eta_t \propto g_t^{-2} \sum_{p > t} g_p^2`
+(:func:`refine_from_grad_norms`); with constant norms it is linear decay to zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .controls import Schedule
+from .loss_model import AbstractLossModel, covariance, least_squares_fit
+
+__all__ = ["ConvexBound", "convex_bound", "fit_convex_bound", "refine_from_grad_norms"]
+
+
+def convex_bound(lr, u=1.0, v=1.0):
+    r""":math:`\Omega_t` after ``t = 1 .. T`` steps of rates ``lr`` (shape ``(T,)``), with
+    :math:`D^2 = u` and :math:`G^2 = v`; jit-able and differentiable in ``lr``."""
+    lr = jnp.asarray(lr, dtype=float)
+    T = lr.shape[0]
+    cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr)])          # cum[t] = sum_{tau < t}
+    cum2 = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr**2)])
+    k = jnp.arange(T)
+
+    def omega(t):  # after t steps (rates lr[0 .. t-1])
+        total, total2 = cum[t], cum2[t]
+        after = cum[t] - cum[k + 1]                 # sum_{j = k+1}^{t-1} lr_j
+        from_k, from_k2 = cum[t] - cum[k], cum2[t] - cum2[k]
+        ok = (k < t - 1) & (after > 0)
+        term = jnp.where(ok, lr * from_k2 / (jnp.where(ok, after, 1.0) * jnp.where(ok, from_k,
+                                                                                      1.0)), 0.0)
+        safe = jnp.where(total > 0, total, 1.0)
+        value = (u + v * total2) / (2.0 * safe) + 0.5 * v * jnp.sum(term)
+        return jnp.where(total > 0, value, jnp.inf)
+
+    return jax.lax.map(omega, jnp.arange(1, T + 1))
+
+
+class ConvexBound(AbstractLossModel):
+    r"""The last-iterate bound as a loss model: :math:`L_t = L_\infty + \Omega_t(u, v)`.
+
+    Attributes:
+        u, v: :math:`s D^2` and :math:`s G^2` in loss units (rates divided by ``lr_unit``).
+        loss_floor: :math:`L_\infty`.
+        lr_unit: the learning rate that counts as 1.
+        stderr: standard errors of ``u, v, loss_floor`` (empty when not fitted).
+    """
+
+    u: float
+    v: float
+    loss_floor: float
+    lr_unit: float = 1.0
+    stderr: dict = None
+
+    def curve(self, lr):
+        """Loss after ``0 .. T`` steps (``inf`` at step 0, where the bound is undefined)."""
+        omega = convex_bound(jnp.asarray(lr) / self.lr_unit, self.u, self.v)
+        return jnp.concatenate([jnp.full(1, jnp.inf), self.loss_floor + omega])
+
+    def optimal_peak(self, shape) -> float:
+        r"""The closed-form best base rate :math:`\gamma^*` for the per-step ``shape`` (peak 1),
+        in real units: :math:`\gamma^* = \sqrt{u / (2 v \Sigma Q)}`."""
+        s = jnp.asarray(shape, dtype=float)
+        sigma = float(jnp.sum(s))
+        q = float(convex_bound(s, 0.0, 1.0)[-1])  # Omega with D = 0, G = 1 is Q(s) for gamma=1
+        return self.lr_unit * math.sqrt(self.u / (2.0 * self.v * sigma * q))
+
+
+def _natural(theta, floor_max):
+    return jnp.stack([jnp.exp(theta[0]), jnp.exp(theta[1]), floor_max * jax.nn.sigmoid(theta[2])])
+
+
+def _residuals(theta, data):
+    runs, floor_max = data
+    u, v, floor = _natural(theta, floor_max)
+    out = []
+    for lr, steps, log_y in runs:
+        pred = floor + convex_bound(lr, u, v)[steps - 1]
+        out.append(jnp.log(pred) - log_y)
+    return jnp.concatenate(out)
+
+
+def fit_convex_bound(runs: Sequence, *, max_steps: int = 200) -> ConvexBound:
+    """Fit ``u, v`` and the floor to pilot runs (:class:`optsched.fit.PilotRun`, step 0
+    skipped), by least squares on log losses."""
+    runs = list(runs)
+    if not runs:
+        raise ValueError("fit needs at least one pilot run")
+    unit = max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
+    arrays = [(r.schedule.per_step(1.0)[0] / unit, jnp.asarray(r.steps[r.steps > 0]),
+               jnp.asarray(np.log(r.loss[r.steps > 0]))) for r in runs]
+    y_min = min(float(np.min(r.loss)) for r in runs)
+    y_max = max(float(np.max(r.loss)) for r in runs)
+    span = y_max - y_min + 1e-12
+    starts = [[math.log(span), math.log(span * c), 0.0] for c in (0.01, 0.1, 1.0)]
+    theta, cost, J = least_squares_fit(_residuals, starts, (arrays, y_min), max_steps=max_steps)
+    cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
+    u, v, floor = (float(x) for x in _natural(theta, y_min))
+    stderr = {k: float(np.sqrt(max(cov[i, i], 0.0))) for i, k in
+              enumerate(("u", "v", "loss_floor"))}
+    return ConvexBound(u, v, floor, unit, stderr)
+
+
+def refine_from_grad_norms(grad_norms, peak_lr: float, *, window: int | None = None,
+                           knots: int = 2048) -> Schedule:
+    r"""The refined schedule of Defazio et al. (2023) from a previous run's gradient norms.
+
+    The norms :math:`g_t` (one per step, ``t = 0 .. T-1``) are median-smoothed over ``window``
+    steps (default ``max(1, T // 100)``), then :math:`w_t = g_t^{-2} \sum_{p > t} g_p^2`,
+    scaled so that its maximum is ``peak_lr``. Returned on at most ``knots`` knots with linear
+    interpolation.
+    """
+    g = np.asarray(grad_norms, dtype=float)
+    if g.ndim != 1 or g.size < 2 or not np.all(np.isfinite(g)) or np.any(g <= 0):
+        raise ValueError("grad_norms must be a 1-d sequence of >= 2 finite positive norms")
+    if not peak_lr > 0:
+        raise ValueError(f"peak_lr must be positive, got {peak_lr}")
+    T = g.size
+    window = max(1, T // 100) if window is None else int(window)
+    half = window // 2
+    padded = np.pad(g, (half, window - 1 - half), mode="edge")
+    smooth = np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
+    sq = smooth**2
+    tail = np.concatenate([np.cumsum(sq[::-1])[::-1][1:], [0.0]])  # sum_{p > t} g_p^2
+    w = tail / sq
+    return Schedule.from_function(lambda t: peak_lr * w[t] / w.max(), T, knots=knots)

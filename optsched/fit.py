@@ -1,0 +1,217 @@
+r"""Fit the power-law random-feature model to observed loss curves (pilot runs).
+
+A real training run has a learning-rate schedule :math:`\eta_t` in its own units and a measured
+loss :math:`y_t`. The model maps them through three scales,
+
+.. math::
+    \eta^{model}_t = s_\eta\,\eta_t, \qquad
+    \hat y_t = L_\infty + s_L\,L^{model}_t(a, b, \sigma;\ \eta^{model}),
+
+where :math:`L^{model}_t` is the exact per-step recursion at infinite width (batch ``m`` fixed by
+the user, default 1), :math:`s_\eta` the learning-rate scale, :math:`s_L` the loss scale and
+:math:`L_\infty` the irreducible loss. :func:`fit` estimates
+:math:`(a, b, \sigma, s_\eta, s_L, L_\infty)` by least squares on :math:`\log y_t` (Levenberg-
+Marquardt through the dynamics, ``optimistix``), from a few starting points, and reports standard
+errors from the Gauss-Newton covariance :math:`\hat s^2 (J^\top J)^{-1}` mapped to the natural
+parameters by the delta method. :meth:`FittedProblem.predict` then gives the loss curve of any
+schedule, and :meth:`FittedProblem.solve` the optimal schedule in the run's own units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .controls import Schedule
+from .dynamics.sgd import step_losses
+from .loss_model import AbstractLossModel, covariance, least_squares_fit
+from .problem import PowerLawProblem
+from .spectrum import mode_grid, spectrum
+
+__all__ = ["PilotRun", "FittedProblem", "fit"]
+
+PARAMETERS = ("a", "b", "sigma", "lr_scale", "loss_scale", "loss_floor")
+
+
+@dataclasses.dataclass(frozen=True)
+class PilotRun:
+    """One observed run: its schedule (real units) and the loss measured at some steps.
+
+    Attributes:
+        schedule: the learning rate the run used, over its horizon ``T``.
+        steps: steps at which the loss was measured (after ``steps`` updates; ``0 .. T``).
+        loss: the measured loss at those steps (positive; e.g. a validation loss).
+    """
+
+    schedule: Schedule
+    steps: np.ndarray
+    loss: np.ndarray
+
+    def __post_init__(self):
+        steps = np.asarray(self.steps, dtype=np.int64)
+        loss = np.asarray(self.loss, dtype=float)
+        if steps.shape != loss.shape or steps.ndim != 1 or steps.size < 2:
+            raise ValueError("a pilot run needs steps and losses of equal length (>= 2 points)")
+        if np.any(steps < 0) or np.any(steps > self.schedule.horizon):
+            raise ValueError(f"steps must lie in 0 .. T = {self.schedule.horizon}")
+        if not np.all(np.isfinite(loss)) or np.any(loss <= 0):
+            raise ValueError("losses must be finite and positive")
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "loss", loss)
+
+
+class FittedProblem(AbstractLossModel):
+    r"""The model fitted to pilot runs, in the runs' own units.
+
+    Attributes:
+        problem: the model problem (infinite width) with the fitted ``a, b, sigma``.
+        lr_scale: :math:`s_\eta`, model learning rate per real learning rate.
+        loss_scale: :math:`s_L`, real loss per model excess loss.
+        loss_floor: :math:`L_\infty`, the irreducible real loss.
+        stderr: standard error of each of :data:`PARAMETERS`.
+        covariance: their covariance, shape ``(6, 6)``, in the order of :data:`PARAMETERS`.
+        residual_rms: root-mean-square residual of :math:`\log y` at the optimum.
+        max_time: the model intrinsic time :meth:`curve` keeps accurate (static; ten times the
+            pilot runs' by default). :meth:`predict` is accurate at any length.
+    """
+
+    problem: PowerLawProblem
+    lr_scale: float
+    loss_scale: float
+    loss_floor: float
+    stderr: dict
+    covariance: np.ndarray
+    residual_rms: float
+    max_time: float = eqx.field(static=True, default=1e4)
+
+    def curve(self, lr):
+        """Real loss after ``0 .. T`` steps of real per-step rates ``lr`` (jit-able)."""
+        spec = spectrum(self.problem, _grid(float(self.problem.b), self.max_time))
+        lr = self.lr_scale * jnp.asarray(lr)
+        model = step_losses(spec, lr, jnp.full_like(lr, self.problem.batch))
+        return self.loss_floor + self.loss_scale * model
+
+    def values(self) -> dict[str, float]:
+        """The fitted values of :data:`PARAMETERS`."""
+        return {"a": float(self.problem.a), "b": float(self.problem.b),
+                "sigma": float(self.problem.sigma), "lr_scale": self.lr_scale,
+                "loss_scale": self.loss_scale, "loss_floor": self.loss_floor}
+
+    def to_model(self, schedule: Schedule) -> Schedule:
+        """``schedule`` (real units) as the model sees it: learning rates times ``lr_scale``."""
+        return _scaled(schedule, self.lr_scale)
+
+    def to_real(self, schedule: Schedule) -> Schedule:
+        """A model-unit ``schedule`` (e.g. a solution's) in real units, for ``to_optax``."""
+        return _scaled(schedule, 1.0 / self.lr_scale)
+
+    def predict(self, schedule: Schedule, steps=None) -> np.ndarray:
+        """Predicted real loss of ``schedule`` (real units) at ``steps`` (default ``0 .. T``)."""
+        steps = np.arange(schedule.horizon + 1) if steps is None else np.asarray(steps)
+        lr, _, m = self.to_model(schedule).per_step(self.problem.batch)
+        spec = spectrum(self.problem, _grid(float(self.problem.b), float(jnp.sum(lr))))
+        model = np.asarray(step_losses(spec, lr, m))[steps]
+        return self.loss_floor + self.loss_scale * model
+
+    def solve(self, horizon: int, lr_max: float, **kwargs):
+        """The optimal schedule for ``horizon`` real steps under the real cap ``lr_max``.
+
+        Returns ``(solution, schedule)``: the :class:`~optsched.Solution` in model units, and
+        its schedule in real units (pass it to :func:`optsched.to_optax`).
+        """
+        from .solve import solve
+
+        solution = solve(self.problem, horizon, self.lr_scale * float(lr_max), **kwargs)
+        return solution, self.to_real(solution.schedule)
+
+
+def _scaled(schedule: Schedule, factor: float) -> Schedule:
+    return Schedule(schedule.steps, np.asarray(schedule.lr) * factor, horizon=schedule.horizon,
+                    momentum=schedule.momentum, batch=schedule.batch,
+                    interpolation=schedule.interpolation)
+
+
+def _grid(b: float, max_time: float):
+    # modes slower than the fit's intrinsic time are frozen; a smaller b than the estimate (the
+    # fit may move there) keeps enough modes tracked
+    return mode_grid(math.inf, b=max(1.02, 0.8 * b), max_time=max(10.0 * max_time, 10.0))
+
+
+def _natural(theta, floor_max):
+    """Unconstrained parameters -> (a, b, sigma, lr_scale, loss_scale, loss_floor)."""
+    return jnp.stack([1.0 + jnp.exp(theta[0]), 1.0 + jnp.exp(theta[1]), jnp.exp(theta[2]),
+                      jnp.exp(theta[3]), jnp.exp(theta[4]),
+                      floor_max * jax.nn.sigmoid(theta[5])])
+
+
+def _residuals(theta, data):
+    runs, grid, batch, floor_max = data
+    a, b, sigma, s_lr, s_loss, floor = _natural(theta, floor_max)
+    spec = spectrum(PowerLawProblem(a, b, sigma=sigma, batch=batch), grid)
+    out = []
+    for lr, steps, log_y in runs:
+        model = step_losses(spec, s_lr * lr, jnp.full_like(lr, batch))[steps]
+        pred = floor + s_loss * model
+        out.append(jnp.log(jnp.maximum(pred, 1e-300)) - log_y)
+    return jnp.concatenate(out)
+
+
+def fit(runs: Sequence[PilotRun], *, batch: float = 1.0, starts: Sequence[tuple] | None = None,
+        max_steps: int = 200) -> FittedProblem:
+    r"""Fit ``(a, b, sigma, lr_scale, loss_scale, loss_floor)`` to pilot runs.
+
+    Args:
+        runs: one or more :class:`PilotRun` (two are better: e.g. a constant rate and a run with
+            a cooldown, which separates the noise floor from the learning curve).
+        batch: the model's batch size ``m`` (fixed; it trades off against ``sigma``).
+        starts: initial ``(a, b)`` pairs; the fit with the lowest residual wins (default: four
+            pairs covering both phases).
+        max_steps: Levenberg-Marquardt iterations per start and pass.
+
+    Returns:
+        A :class:`FittedProblem` with standard errors.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("fit needs at least one pilot run")
+    peak = max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
+    if peak <= 0:
+        raise ValueError("every pilot run has a zero learning rate: nothing to fit")
+    y_min = min(float(np.min(r.loss)) for r in runs)
+    y_0 = max(float(np.max(r.loss)) for r in runs)
+    arrays = [(r.schedule.per_step(1.0)[0], jnp.asarray(r.steps), jnp.asarray(np.log(r.loss)))
+              for r in runs]
+    total_real = max(float(jnp.sum(lr)) for lr, _, _ in arrays)
+    best = None
+    for a0, b0 in starts or [(1.5, 1.3), (2.5, 1.5), (1.5, 2.5), (3.0, 2.0)]:
+        # the model is stable up to a rate of about 1 at m = 1: start well inside
+        scale0 = 0.5 * (y_0 - y_min) / float(PowerLawProblem(a0, b0).initial_loss())
+        theta = jnp.array([math.log(a0 - 1), math.log(b0 - 1), math.log(0.1),
+                           math.log(0.5 / peak), math.log(scale0), 0.0])
+        for _ in range(2):  # rebuild the mode grid around the current estimate once
+            nat = _natural(theta, y_min)
+            data = (arrays, _grid(float(nat[1]), float(nat[3]) * total_real), float(batch),
+                    y_min)
+            try:
+                theta, cost, J = least_squares_fit(_residuals, [theta], data,
+                                                   max_steps=max_steps)
+            except ValueError:
+                break
+        else:
+            if best is None or cost < best[1]:
+                best = (theta, cost, J, data)
+    if best is None:
+        raise ValueError("the fit diverged from every starting point; check the runs' units")
+    theta, cost, J, data = best
+    cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
+    a, b, sigma, s_lr, s_loss, floor = (float(v) for v in _natural(theta, y_min))
+    stderr = {k: float(np.sqrt(max(cov[i, i], 0.0))) for i, k in enumerate(PARAMETERS)}
+    return FittedProblem(PowerLawProblem(a, b, sigma=sigma, batch=batch), s_lr, s_loss, floor,
+                         stderr, cov, math.sqrt(cost / J.shape[0]),
+                         max_time=10.0 * s_lr * total_real)

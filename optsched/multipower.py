@@ -1,0 +1,124 @@
+r"""The multi-power law of Luo et al. (2025): an empirical loss model of learning-rate schedules.
+
+With per-step rates :math:`\eta_\tau` (normalised by ``lr_unit``), the loss after ``t`` steps is
+
+.. math::
+    L(t) = L_0 + A\,S_1(t)^{-\alpha} - LD(t), \qquad S_1(t) = \sum_{\tau < t} \eta_\tau,
+
+.. math::
+    LD(t) = B \sum_{k = p + 1}^{t - 1} (\eta_{k-1} - \eta_k)\,
+        G\big(\eta_k^{-\gamma} S_k(t)\big), \quad S_k(t) = \sum_{\tau = k}^{t - 1} \eta_\tau,
+    \quad G(x) = 1 - (C x + 1)^{-\beta},
+
+where ``p`` is the step of the peak rate. :math:`S_1` counts the warmup too, which is the
+paper's :math:`S_1 + S_W`; the loss reduction :math:`LD` sums over the decay after the peak (the
+paper's schedules warm up, then decay). Seven parameters :math:`(L_0, A, \alpha, B, C, \beta,
+\gamma)`, fitted by :func:`fit_multi_power_law` by least squares on log losses. At ``t = 0`` the
+law is undefined (:math:`S_1 = 0`); fits skip step 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .loss_model import AbstractLossModel, covariance, least_squares_fit
+
+__all__ = ["MultiPowerLaw", "fit_multi_power_law"]
+
+PARAMETERS = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
+
+
+class MultiPowerLaw(AbstractLossModel):
+    """The multi-power law; rates are divided by ``lr_unit`` (the pilot runs' peak) first.
+
+    Attributes:
+        params: ``(L0, A, alpha, B, C, beta, gamma)``.
+        lr_unit: the learning rate that counts as 1.
+        stderr: standard errors of :data:`PARAMETERS` (empty when not fitted).
+        residual_rms: root-mean-square residual of the log loss at the fit.
+    """
+
+    params: jax.Array
+    lr_unit: float
+    stderr: dict
+    residual_rms: float = float("nan")
+
+    def curve(self, lr):
+        """Loss after ``0 .. T`` steps (``inf`` at step 0, where the law is undefined)."""
+        return _mpl_curve(self.params, jnp.asarray(lr) / self.lr_unit)
+
+    def values(self) -> dict[str, float]:
+        return {k: float(v) for k, v in zip(PARAMETERS, self.params, strict=True)}
+
+
+def _mpl_curve(params, lr):
+    L0, A, alpha, B, C, beta, gamma = params
+    T = lr.shape[0]
+    cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr)])  # cum[t] = S_1(t)
+    peak = jnp.argmax(lr)
+    k = jnp.arange(T)
+    drop = jnp.where(k > peak, jnp.concatenate([jnp.zeros(1), lr[:-1] - lr[1:]]), 0.0)
+    safe_lr = jnp.where(lr > 0, lr, 1.0)
+
+    def ld(t):
+        s_k = jnp.maximum(cum[t] - cum[k], 0.0)  # S_k(t) for k < t
+        g = 1.0 - (C * safe_lr ** (-gamma) * s_k + 1.0) ** (-beta)
+        return B * jnp.sum(jnp.where(k < t, drop * g, 0.0))
+
+    t = jnp.arange(T + 1)
+    reduction = jax.lax.map(ld, t)
+    s1 = jnp.where(cum > 0, cum, 1.0)  # a finite stand-in keeps gradients finite
+    return jnp.where(cum > 0, L0 + A * s1 ** (-alpha) - reduction, jnp.inf)
+
+
+def _natural(theta):
+    return jnp.exp(theta)
+
+
+def _residuals(theta, runs):
+    params = _natural(theta)
+    out = []
+    for lr, steps, log_y in runs:
+        pred = _mpl_curve(params, lr)[steps]
+        out.append(jnp.log(jnp.maximum(pred, 1e-300)) - log_y)
+    return jnp.concatenate(out)
+
+
+def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLaw:
+    """Fit the multi-power law to pilot runs (:class:`optsched.fit.PilotRun`), skipping step 0.
+
+    All seven parameters are positive (fitted in log space). Starts: :math:`L_0` at 80% of the
+    lowest loss, :math:`A` matching the first observed loss, :math:`\\alpha \\in \\{0.3, 0.6\\}`,
+    :math:`C \\in \\{0.5, 5\\}`, :math:`B` a tenth of the loss range,
+    :math:`\\beta = \\gamma = 0.5`; the best of the four wins.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("fit needs at least one pilot run")
+    unit = max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
+    arrays = []
+    for r in runs:
+        keep = r.steps > 0
+        lr = r.schedule.per_step(1.0)[0] / unit
+        arrays.append((lr, jnp.asarray(r.steps[keep]), jnp.asarray(np.log(r.loss[keep]))))
+    y_min = min(float(np.min(r.loss)) for r in runs)
+    y_max = max(float(np.max(r.loss)) for r in runs)
+    first = runs[0]
+    i = int(np.argmax(first.steps > 0))
+    s_first = float(jnp.sum(first.schedule.per_step(1.0)[0][: first.steps[i]])) / unit
+    starts = []
+    for alpha in (0.3, 0.6):
+        for C in (0.5, 5.0):
+            A = max(first.loss[i] - 0.8 * y_min, 1e-12) * s_first**alpha
+            starts.append([math.log(0.8 * y_min), math.log(A), math.log(alpha),
+                           math.log(0.1 * (y_max - y_min) + 1e-12), math.log(C),
+                           math.log(0.5), math.log(0.5)])
+    theta, cost, J = least_squares_fit(_residuals, starts, arrays, max_steps=max_steps)
+    cov = covariance(J, cost, _natural, theta)
+    stderr = {k: float(np.sqrt(max(cov[j, j], 0.0))) for j, k in enumerate(PARAMETERS)}
+    return MultiPowerLaw(_natural(theta), unit, stderr, math.sqrt(cost / J.shape[0]))

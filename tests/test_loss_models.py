@@ -1,0 +1,84 @@
+"""The loss models behind one interface: multi-power law, convex bound, gradient-norm refinement;
+solving and exporting through the same calls."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optsched as o
+from optsched.convex import ConvexBound, convex_bound, fit_convex_bound, refine_from_grad_norms
+from optsched.fit import PilotRun
+from optsched.loss_model import solve_model
+from optsched.multipower import MultiPowerLaw, fit_multi_power_law
+
+T = 200
+
+
+def pilot_runs(truth, peak, noise=0.002, seed=0):
+    rng = np.random.default_rng(seed)
+    steps = np.arange(4, T + 1, 4)
+    runs = []
+    for sched in (o.Schedule.constant(peak, T), o.family("wsd", peak, T, cooldown=0.3)):
+        clean = truth.predict(sched, steps)
+        runs.append(PilotRun(sched, steps, clean * np.exp(noise * rng.standard_normal(steps.size))))
+    return runs
+
+
+def test_convex_bound_matches_its_definition_for_two_steps():
+    lr = np.array([0.3, 0.2])
+    u, v = 2.0, 0.5
+    # T = 2: (u + v (a^2 + b^2)) / (2 (a + b)) + v/2 * a / b * (a^2 + b^2) / (a + b)
+    expected = (u + v * 0.13) / (2 * 0.5) + 0.5 * v * (0.3 / 0.2) * 0.13 / 0.5
+    assert float(convex_bound(lr, u, v)[-1]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_convex_optimal_peak_is_the_tuned_one_and_linear_decay_is_optimal():
+    model = ConvexBound(1.0, 1.0, 0.0)
+    shape = np.asarray(o.family("linear", 1.0, T).lr_at(np.arange(T)))
+    peak = model.optimal_peak(shape)
+    final = [float(model.predict(o.family("linear", peak * f, T))[-1]) for f in (0.95, 1, 1.05)]
+    assert final[1] < final[0] and final[1] < final[2]
+    sol = solve_model(model, T, 1.0, knots=64)
+    assert sol.baselines["linear"][0] == pytest.approx(peak, rel=0.01)
+    # no schedule on 64 knots beats linear decay for this bound (Defazio et al. 2023)
+    assert sol.final_loss == pytest.approx(sol.baselines["linear"][1], rel=1e-3)
+    assert sol.margins()["constant"] > 0.2 and sol.margins()["cosine"] > 0.0
+    # and it exports like any solution
+    lr = o.to_optax(sol)
+    assert float(lr(0)) == pytest.approx(float(sol.schedule.lr_at(0)))
+
+
+def test_refinement_of_constant_norms_is_linear_decay():
+    sched = refine_from_grad_norms(np.ones(T), 0.5)
+    t = np.arange(T)
+    np.testing.assert_allclose(np.asarray(sched.lr_at(t)), 0.5 * (T - 1 - t) / (T - 1),
+                               atol=1e-12)
+    # growing norms late in training move the rate down earlier than linear
+    rising = refine_from_grad_norms(np.linspace(1.0, 3.0, T), 0.5)
+    assert float(rising.lr_at(T // 2)) < 0.5 * 0.5
+    with pytest.raises(ValueError, match="positive"):
+        refine_from_grad_norms(np.zeros(T), 0.5)
+
+
+def test_convex_bound_fit_recovers_synthetic_truth():
+    truth = ConvexBound(0.5, 0.02, 1.0, 1e-3)
+    fitted = fit_convex_bound(pilot_runs(truth, 1e-3))
+    assert fitted.u == pytest.approx(0.5, rel=0.1)
+    assert fitted.v == pytest.approx(0.02, rel=0.1)
+    assert fitted.loss_floor == pytest.approx(1.0, rel=0.01)
+
+
+def test_multi_power_law_fit_predicts_held_out_schedules():
+    truth = MultiPowerLaw(jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {})
+    fitted = fit_multi_power_law(pilot_runs(truth, 1e-3))
+    assert fitted.residual_rms < 0.003  # the noise is 0.002
+    for sched in (o.family("cosine", 1e-3, T), o.family("linear", 7e-4, T)):
+        assert fitted.predict(sched)[-1] == pytest.approx(truth.predict(sched)[-1], rel=0.01)
+    # the law's defining pieces: a constant rate has no loss reduction term
+    const = o.Schedule.constant(1e-3, T)
+    p = truth.values()
+    S = np.arange(1, T + 1)
+    np.testing.assert_allclose(truth.predict(const)[1:], p["L0"] + p["A"] * S ** -p["alpha"],
+                               rtol=1e-12)
+    sol = solve_model(fitted, T, 1e-3, knots=32)
+    assert sol.final_loss <= min(v[1] for v in sol.baselines.values())

@@ -1,0 +1,58 @@
+"""``optsched reproduce``: figures, results.json and checks; the experiments' own helpers."""
+
+import json
+
+import numpy as np
+import pytest
+
+from optsched.cli import main
+from optsched.reproduce import Check, checks_table
+from optsched.reproduce.compute_optimal import frontier
+
+
+def test_reproduce_writes_figures_and_results(tmp_path, capsys):
+    # these solves are shared with (and usually cached by) the notebooks' tests
+    rc = main(["reproduce", "--out", str(tmp_path), "--quick", "--only", "easy_phase",
+               "hard_phase", "loss_scaling"])
+    assert rc == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["quick"] is True
+    assert set(results["experiments"]) == {"easy_phase", "hard_phase", "loss_scaling"}
+    for name in ("easy_phase", "hard_phase", "loss_scaling"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    checks = [c for e in results["experiments"].values() for c in e["checks"]]
+    assert all({"quantity", "theory", "measured", "tolerance", "where", "passed"} <= set(c)
+               for c in checks)
+    easy = results["experiments"]["easy_phase"]["numbers"]
+    assert easy["horizons"] == sorted(easy["horizons"])
+    assert np.all(np.diff(easy["final_loss"]) < 0)  # longer training, lower loss
+    out = capsys.readouterr().out
+    assert "| quantity | theory | measured |" in out and "checks within tolerance" in out
+
+
+def test_reproduce_rejects_unknown_experiment(tmp_path, capsys):
+    assert main(["reproduce", "--out", str(tmp_path), "--only", "nonsense"]) == 2
+    assert "unknown experiment 'nonsense'" in capsys.readouterr().err
+
+
+def test_check_relations_and_table():
+    inside = Check("x", 1.0, 1.04, 0.05, "T = 1e3")
+    outside = Check("x", 1.0, 1.06, 0.05, "T = 1e3")
+    above = Check("gain", 0.0, 0.1, 0.0, "T = 1e3", relation="above")
+    below = Check("gain", 0.0, -0.1, 0.0, "T = 1e3", relation="above")
+    assert inside.passed and not outside.passed and above.passed and not below.passed
+    table = checks_table([inside, outside, above])
+    assert table.count("| yes |") == 2 and table.count("| NO |") == 1
+
+
+def test_frontier_recovers_a_known_compute_optimum():
+    """A synthetic loss N^-p + T^-q has N*(C) ~ C^(q/(p+q)): the frontier must find it."""
+    p, q, batch = 1.5, 0.6, 4.0
+    widths = [2.0**i for i in range(3, 12)]
+    horizons = [2.0**j for j in range(4, 16)]
+    loss = np.array([[N**-p + T**-q for T in horizons] for N in widths])
+    front = frontier(widths, horizons, loss, batch)
+    C, n = np.array([f[0] for f in front]), np.array([f[1] for f in front])
+    slope = np.polyfit(np.log(C), np.log(n), 1)[0]
+    assert len(front) >= 5
+    assert slope == pytest.approx(q / (p + q), abs=0.02)
