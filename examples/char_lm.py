@@ -126,14 +126,14 @@ def sequence_loss(model, seq):
 
 
 # ------------------------------------------------------------------------------ training
-def make_trainer(cfg, train_tokens, val_tokens, val_seqs: int = 256):
-    """A compiled ``run(key, lr_table) -> (val_losses, train_losses)`` for one configuration."""
+def make_trainer(cfg, train_tokens, val_tokens, val_seqs: int = 256, evals: int = 10):
+    """A compiled ``run(key, lr_table) -> (val_losses, train_losses)`` for one configuration;
+    the losses are measured ``evals`` times, evenly spaced, the last after the final step."""
     C, B, T = cfg["context"], cfg["batch"], cfg["steps"]
     train_tokens = jnp.asarray(train_tokens, dtype=jnp.int32)
     starts = np.linspace(0, len(val_tokens) - C - 2, val_seqs).astype(np.int64)
     val_batch = jnp.asarray(np.stack([val_tokens[s:s + C + 1] for s in starts]), dtype=jnp.int32)
     optimizer = optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.1)
-    evals = 10
     chunk = T // evals
 
     def batch_at(key):

@@ -34,8 +34,11 @@ result = momentum_and_batch.run(quick=QUICK)
 result.figures["momentum"]
 
 # %% [markdown]
-# The optimal heavy-ball $\beta^*(t)$ is large through training and released near the end;
-# the loss with momentum falls faster with $T$ than without (right).
+# The optimal heavy-ball $\beta^*(t)$ is high through most of training and released before the
+# end. In the middle it jumps between values: the final loss is nearly flat in $\beta$ there
+# (many momentum schedules are almost equally good), so the optimiser leaves it where it lands.
+# The loss with heavy-ball momentum falls faster with $T$ than without (right); EMA momentum,
+# whose effective step cannot exceed the cap, gains almost nothing (full run).
 
 # %%
 m = result.numbers["momentum"]

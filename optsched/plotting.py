@@ -80,6 +80,22 @@ def _plain_minor_ticks(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _finish(*axes, fontsize: int = 8) -> None:
+    """Grid, legend and unlabelled minor log ticks on each axis."""
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(frameon=False, fontsize=fontsize)
+        _plain_minor_ticks(ax)
+
+
+def _per_horizon(ax, solutions, value) -> None:
+    """One line per solution: ``value(solution, t)`` against ``t/T``, coloured by horizon."""
+    for s, color in zip(solutions, _horizon_colors(len(solutions)), strict=True):
+        t = np.arange(s.horizon)
+        ax.plot(t / s.horizon, np.asarray(value(s, t)), color=color,
+                label=f"$T$ = {_sci(s.horizon)}")
+
+
 def _sci(T: int) -> str:
     exp = int(round(np.log10(T)))
     return f"$10^{{{exp}}}$" if 10**exp == T else f"{T:g}"
@@ -115,11 +131,7 @@ def plot_hard_anneal(solutions, anneal_fraction, slope: float):
     r"""Hard phase. Left: :math:`\eta^*_T` against :math:`t/T` (warmup-stable-decay at the
     cap). Right: the anneal fraction against ``T`` on log-log axes with its fitted slope."""
     fig, (ax1, ax2) = _figure(2)
-    colors = _horizon_colors(len(solutions))
-    for s, color in zip(solutions, colors, strict=True):
-        t = np.arange(s.horizon)
-        ax1.plot(t / s.horizon, np.asarray(s.schedule.lr_at(t)), color=color,
-                 label=f"$T$ = {_sci(s.horizon)}")
+    _per_horizon(ax1, solutions, lambda s, t: s.schedule.lr_at(t))
     T = np.array([s.horizon for s in solutions], dtype=float)
     frac = np.asarray(anneal_fraction)
     ax2.loglog(T, frac, "o", color="C3", label=r"measured ($\eta_t < 0.95\,\eta_{max}$)")
@@ -129,9 +141,7 @@ def plot_hard_anneal(solutions, anneal_fraction, slope: float):
             title="optimal schedules (cap $\\eta_{max}$)")
     ax2.set(xlabel="horizon $T$ (steps)", ylabel="anneal fraction of training",
             title="the anneal shrinks with $T$")
-    for ax in (ax1, ax2):
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(frameon=False, fontsize=8)
+    _finish(ax1, ax2)
     return fig
 
 
@@ -200,11 +210,7 @@ def plot_momentum(momentum: dict, loss_sgd):
     without momentum and with each form's schedule."""
     fig, (ax1, ax2) = _figure(2)
     first, sols = next(iter(momentum.items()))
-    colors = _horizon_colors(len(sols))
-    for s, color in zip(sols, colors, strict=True):
-        t = np.arange(s.horizon)
-        ax1.plot(t / s.horizon, np.asarray(s.schedule.momentum_at(t)), color=color,
-                 label=f"$T$ = {s.horizon}")
+    _per_horizon(ax1, sols, lambda s, t: s.schedule.momentum_at(t))
     T = np.array([s.horizon for s in sols], dtype=float)
     ax2.loglog(T, loss_sgd, "o-", color="k", label=r"optimal $\eta(t)$, no momentum")
     for i, (form, runs) in enumerate(momentum.items()):
@@ -214,9 +220,7 @@ def plot_momentum(momentum: dict, loss_sgd):
             title=f"optimal {first.replace('_', '-')} momentum (hard phase)")
     ax2.set(xlabel="horizon $T$ (steps)", ylabel=r"final excess loss $L_T$",
             title="loss with and without momentum")
-    for ax in (ax1, ax2):
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(frameon=False, fontsize=8)
+    _finish(ax1, ax2)
     return fig
 
 
@@ -225,11 +229,7 @@ def plot_batch_ramps(sweep, target: float, theory_exponent: float):
     :math:`(1 - t/T)^{1/(2b) - 1}`. Right: final loss against the number of steps at equal
     samples, ramp against constant batch, with the target loss."""
     fig, (ax1, ax2) = _figure(2)
-    colors = _horizon_colors(len(sweep.solutions))
-    for s, color in zip(sweep.solutions, colors, strict=True):
-        t = np.arange(s.horizon)
-        _, _, m = s.schedule.per_step(s.problem.batch)
-        ax1.plot(t / s.horizon, np.asarray(m), color=color, label=f"$T$ = {s.horizon}")
+    _per_horizon(ax1, sweep.solutions, lambda s, t: s.schedule.per_step(s.problem.batch)[2])
     big = sweep.solutions[-1]
     u = np.linspace(0.3, 0.97, 200)
     m_mid = float(np.asarray(big.schedule.per_step(big.problem.batch)[2])[big.horizon // 2])
@@ -243,9 +243,7 @@ def plot_batch_ramps(sweep, target: float, theory_exponent: float):
     ax2.axhline(target, color="gray", ls=":", label="target loss")
     ax2.set(xlabel="steps $T$ (same samples $D$)", ylabel=r"final excess loss $L_T$",
             title="fewer steps to the same loss")
-    for ax in (ax1, ax2):
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(frameon=False, fontsize=8)
+    _finish(ax1, ax2)
     return fig
 
 
@@ -277,10 +275,7 @@ def plot_compute_optimal(widths, horizons, loss, batch: float, fronts: dict, the
             title="loss against compute")
     ax2.set(xlabel=r"compute $C = N\,T\,m$", ylabel="compute-optimal $N^*$, $T^*$",
             title="how to spend compute")
-    for ax in (ax1, ax2):
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(frameon=False, fontsize=7)
-        _plain_minor_ticks(ax)
+    _finish(ax1, ax2, fontsize=7)
     return fig
 
 
@@ -301,7 +296,5 @@ def plot_measured_vs_predicted(runs: dict, schedules: dict):
     ax1.set(xlabel="step $t$", ylabel=r"learning rate $\eta_t$", title="schedules (exported)")
     ax2.set(xscale="log", yscale="log", xlabel="step $t$", ylabel=r"excess test loss $L_t$",
             title="optax SGD: measured ($\\pm$2 s.e.) vs theory")
-    for ax in (ax1, ax2):
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(frameon=False, fontsize=8)
+    _finish(ax1, ax2)
     return fig

@@ -82,3 +82,19 @@ def test_multi_power_law_fit_predicts_held_out_schedules():
                                rtol=1e-12)
     sol = solve_model(fitted, T, 1e-3, knots=32)
     assert sol.final_loss <= min(v[1] for v in sol.baselines.values())
+
+
+@pytest.mark.parametrize("model", [
+    o.FittedProblem(o.PowerLawProblem(2.0, 1.5, sigma=0.3), 400.0, 1.5, 0.8, {}, None, 0.0,
+                    max_time=100.0),
+    MultiPowerLaw(jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {}),
+    ConvexBound(0.5, 0.02, 1.0, 1e-3),
+], ids=["power-law RF", "multi-power law", "convex bound"])
+def test_every_loss_model_solves_and_exports_through_the_same_calls(model):
+    sol = solve_model(model, 100, 1e-3, knots=16)
+    assert sol.final_loss <= min(v[1] for v in sol.baselines.values()) * (1 + 1e-12)
+    assert set(sol.baselines) == {"constant", "power_law", "cosine", "linear", "wsd"}
+    lr = np.asarray(o.to_optax(sol)(jnp.arange(100)))
+    np.testing.assert_array_equal(lr, np.asarray(sol.schedule.lr_at(np.arange(100))))
+    assert lr.max() <= 1e-3 * (1 + 1e-12) and lr.min() >= 0
+    assert float(model.predict(sol.schedule)[-1]) == pytest.approx(sol.final_loss, rel=1e-9)
