@@ -123,8 +123,8 @@ def solve_model(model: AbstractLossModel, horizon: int, lr_max: float, *, knots:
     lr = lr_max * np.asarray(jax.nn.sigmoid(theta))
     sched = Schedule(steps, lr, horizon=horizon, interpolation="previous")
     final = float(model.predict(sched)[-1])
-    if not final < best[1]:
-        sched, final = best[2], best[1]
+    if not final < best[1]:  # never worse than the best baseline
+        sched, final = best[2], float(model.predict(best[2])[-1])
     return ModelSolution(model, sched, final, baselines)
 
 
