@@ -411,7 +411,7 @@ def solve_many(
         for i in range(len(pairs)):
             say(f"solve {i + 1}/{len(pairs)}")
             scheds += _refine([controls[i]], [starts[i]], [levels[i]], [horizons[i]],
-                              _stack([padded[i]]), [batches[i]], per_step=True,
+                              _stack([padded[i]]), [batches[i]], per_step=methods[i] == "scan",
                               histories=[histories[i]], **opts)
     else:
         raise ValueError(f"strategy must be 'auto', 'vmap' or 'loop', got {strategy!r}")
