@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from ..problem import PowerLawProblem
-from ..solve import Solution, solve_many
+from ..solve import Solution, _broadcast, solve_many
 
 # the two problems of MODEL.md that the paper's figures use, at infinite width
 EASY = PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=4, features=math.inf)
@@ -84,25 +84,13 @@ def solutions(problems: PowerLawProblem | Sequence[PowerLawProblem], horizons, l
     Experiments share problems (the easy and hard figures and the loss-scaling plot solve the
     same ones), so each ``(problem, horizon, lr_max)`` is solved once per process.
     """
-    pairs = _broadcast(problems, horizons)
-    todo = [(p, T) for p, T in pairs if _key(p, T, lr_max) not in _SOLVED]
+    triples = _broadcast(problems, horizons, lr_max)
+    todo = [(p, T) for p, T, _ in triples if _key(p, T, lr_max) not in _SOLVED]
     if todo:
         new = solve_many([p for p, _ in todo], [T for _, T in todo], lr_max, progress=progress)
         for (p, T), sol in zip(todo, new, strict=True):
             _SOLVED[_key(p, T, lr_max)] = sol
-    return [_SOLVED[_key(p, T, lr_max)] for p, T in pairs]
-
-
-def _broadcast(problems, horizons) -> list[tuple[PowerLawProblem, int]]:
-    ps = [problems] if isinstance(problems, PowerLawProblem) else list(problems)
-    ts = [horizons] if isinstance(horizons, int) else [int(t) for t in horizons]
-    if len(ps) == 1:
-        ps = ps * len(ts)
-    if len(ts) == 1:
-        ts = ts * len(ps)
-    if len(ps) != len(ts):
-        raise ValueError(f"{len(ps)} problems and {len(ts)} horizons; give one or equal counts")
-    return list(zip(ps, ts, strict=True))
+    return [_SOLVED[_key(p, T, lr_max)] for p, T, _ in triples]
 
 
 def decades(horizons) -> str:
