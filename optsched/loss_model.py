@@ -25,12 +25,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import optimistix as optx
 from jaxtyping import Array, Float
 
 from .baselines import _variants, family
 from .controls import Schedule
+from .lbfgs import minimise
 
 __all__ = ["AbstractLossModel", "ModelSolution", "least_squares_fit", "solve_model",
            "tune_model_baselines"]
@@ -119,32 +119,14 @@ def solve_model(model: AbstractLossModel, horizon: int, lr_max: float, *, knots:
         loss = model.curve(lr_max * jax.nn.sigmoid(theta)[idx])[-1]
         return jnp.where(jnp.isfinite(loss), loss, 1e30)
 
-    theta = _lbfgs(f, jnp.asarray(np.log(start) - np.log1p(-start)), maxiter)
+    theta0 = jnp.asarray(np.log(start) - np.log1p(-start))
+    theta, _, _ = eqx.filter_jit(minimise)(f, theta0, maxiter, 1e-12, 0.0)
     lr = lr_max * np.asarray(jax.nn.sigmoid(theta))
     sched = Schedule(steps, lr, horizon=horizon, interpolation="previous")
     final = float(model.predict(sched)[-1])
     if not final < best[1]:  # never worse than the best baseline
         sched, final = best[2], float(model.predict(best[2])[-1])
     return ModelSolution(model, sched, final, baselines)
-
-
-@eqx.filter_jit
-def _lbfgs(f, theta0, maxiter):
-    opt = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(f)
-
-    def step(carry):
-        theta, state, i = carry
-        value, grad = value_and_grad(theta, state=state)
-        updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=f)
-        return optax.apply_updates(theta, updates), state, i + 1
-
-    def cond(carry):
-        _, state, i = carry
-        return (i < maxiter) & (optax.tree.norm(optax.tree.get(state, "grad")) > 1e-12)
-
-    theta, _, _ = jax.lax.while_loop(cond, step, (theta0, opt.init(theta0), 0))
-    return theta
 
 
 def least_squares_fit(residuals: Callable, starts: Sequence, data, *, max_steps: int = 200):

@@ -34,12 +34,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from .baselines import BaselineResult, tune_baselines
 from .controls import Schedule, knot_blocks
 from .dynamics.momentum import MomentumForm, momentum_coefficients, momentum_losses
 from .dynamics.sgd import max_stable_lr, propagate_blocks
+from .lbfgs import minimise
 from .parameterisation import (
     AbstractControls,
     Blocks,
@@ -112,10 +112,6 @@ def knot_steps(horizon: int, knots: int) -> np.ndarray:
     return steps[steps <= horizon - 1]
 
 
-LBFGS_MEMORY = 30
-"""Curvature pairs kept by L-BFGS (fewer iterations than optax's default 10, measured)."""
-
-
 def _lbfgs_run(controls: AbstractControls, theta0, spec, batch, blocks: Blocks, maxiter, gtol,
                ftol):
     """L-BFGS on ``log L_T`` from ``theta0``: ``(theta, L_T, iterations, gradient norm)``."""
@@ -123,26 +119,7 @@ def _lbfgs_run(controls: AbstractControls, theta0, spec, batch, blocks: Blocks, 
     def f(theta):
         return controls.log_final_loss(theta, spec, batch, blocks)
 
-    opt = optax.lbfgs(memory_size=LBFGS_MEMORY)
-    value_and_grad = optax.value_and_grad_from_state(f)
-
-    def step(carry):
-        theta, state, value_prev, _, _, stall, i = carry
-        value, grad = value_and_grad(theta, state=state)
-        updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=f)
-        # progress in log L_T below ftol counts as a stall; three in a row end the run
-        stall = jnp.where(value_prev - value < ftol, stall + 1, 0)
-        return (optax.apply_updates(theta, updates), state, value, value_prev,
-                optax.tree.norm(grad), stall, i + 1)
-
-    def cond(carry):
-        *_, gnorm, stall, i = carry
-        return (i < maxiter) & (gnorm > gtol) & (stall < 3)
-
-    inf = jnp.asarray(jnp.inf, dtype=theta0.dtype)
-    zero = jnp.asarray(0)
-    init = (theta0, opt.init(theta0), inf, inf, inf, zero, zero)
-    theta, *_, gnorm, _, iters = jax.lax.while_loop(cond, step, init)
+    theta, iters, gnorm = minimise(f, theta0, maxiter, gtol, ftol)
     return theta, jnp.exp(f(theta)), iters, gnorm
 
 

@@ -32,7 +32,7 @@ def test_convex_bound_matches_its_definition_for_two_steps():
     assert float(convex_bound(lr, u, v)[-1]) == pytest.approx(expected, rel=1e-12)
 
 
-def test_convex_optimal_peak_is_the_tuned_one_and_linear_decay_is_optimal():
+def test_convex_optimal_peak_is_the_tuned_one_and_the_optimum_is_near_linear_decay():
     model = ConvexBound(1.0, 1.0, 0.0)
     shape = np.asarray(o.family("linear", 1.0, T).lr_at(np.arange(T)))
     peak = model.optimal_peak(shape)
@@ -40,9 +40,12 @@ def test_convex_optimal_peak_is_the_tuned_one_and_linear_decay_is_optimal():
     assert final[1] < final[0] and final[1] < final[2]
     sol = solve_model(model, T, 1.0, knots=64)
     assert sol.baselines["linear"][0] == pytest.approx(peak, rel=0.01)
-    # no schedule on 64 knots beats linear decay for this bound (Defazio et al. 2023)
-    assert sol.final_loss == pytest.approx(sol.baselines["linear"][1], rel=1e-3)
-    assert sol.margins()["constant"] > 0.2 and sol.margins()["cosine"] > 0.0
+    # the optimum under the bound is linear decay to within 2% in loss and 0.1 of the peak in
+    # shape (Defazio et al. 2023: linear decay is the worst-case optimum)
+    assert 0 <= sol.margins()["linear"] < 0.02
+    lr = np.asarray(sol.schedule.lr_at(np.arange(T)))
+    assert np.max(np.abs(lr / lr.max() - shape)) < 0.1
+    assert sol.margins()["constant"] > 0.2 and sol.margins()["cosine"] > sol.margins()["linear"]
     # and it exports like any solution
     lr = o.to_optax(sol)
     assert float(lr(0)) == pytest.approx(float(sol.schedule.lr_at(0)))
