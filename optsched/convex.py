@@ -30,7 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .controls import Schedule
-from .loss_model import AbstractLossModel, covariance, least_squares_fit
+from .loss_model import (
+    AbstractLossModel,
+    covariance,
+    least_squares_fit,
+    pilot_arrays,
+    standard_errors,
+)
 
 __all__ = ["ConvexBound", "convex_bound", "fit_convex_bound", "refine_from_grad_norms"]
 
@@ -105,22 +111,13 @@ def _residuals(theta, data):
 def fit_convex_bound(runs: Sequence, *, max_steps: int = 200) -> ConvexBound:
     """Fit ``u, v`` and the floor to pilot runs (:class:`optsched.fit.PilotRun`, step 0
     skipped), by least squares on log losses."""
-    runs = list(runs)
-    if not runs:
-        raise ValueError("fit needs at least one pilot run")
-    unit = max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
-    arrays = [(r.schedule.per_step(1.0)[0] / unit, jnp.asarray(r.steps[r.steps > 0]),
-               jnp.asarray(np.log(r.loss[r.steps > 0]))) for r in runs]
-    y_min = min(float(np.min(r.loss)) for r in runs)
-    y_max = max(float(np.max(r.loss)) for r in runs)
+    arrays, unit, y_min, y_max = pilot_arrays(runs, normalise=True, skip_first_step=True)
     span = y_max - y_min + 1e-12
     starts = [[math.log(span), math.log(span * c), 0.0] for c in (0.01, 0.1, 1.0)]
     theta, cost, J = least_squares_fit(_residuals, starts, (arrays, y_min), max_steps=max_steps)
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     u, v, floor = (float(x) for x in _natural(theta, y_min))
-    stderr = {k: float(np.sqrt(max(cov[i, i], 0.0))) for i, k in
-              enumerate(("u", "v", "loss_floor"))}
-    return ConvexBound(u, v, floor, unit, stderr)
+    return ConvexBound(u, v, floor, unit, standard_errors(cov, ("u", "v", "loss_floor")))
 
 
 def refine_from_grad_norms(grad_norms, peak_lr: float, *, window: int | None = None,

@@ -30,7 +30,13 @@ import numpy as np
 
 from .controls import Schedule
 from .dynamics.sgd import step_losses
-from .loss_model import AbstractLossModel, covariance, least_squares_fit
+from .loss_model import (
+    AbstractLossModel,
+    covariance,
+    least_squares_fit,
+    pilot_arrays,
+    standard_errors,
+)
 from .problem import PowerLawProblem
 from .spectrum import mode_grid, spectrum
 
@@ -177,16 +183,7 @@ def fit(runs: Sequence[PilotRun], *, batch: float = 1.0, starts: Sequence[tuple]
     Returns:
         A :class:`FittedProblem` with standard errors.
     """
-    runs = list(runs)
-    if not runs:
-        raise ValueError("fit needs at least one pilot run")
-    peak = max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
-    if peak <= 0:
-        raise ValueError("every pilot run has a zero learning rate: nothing to fit")
-    y_min = min(float(np.min(r.loss)) for r in runs)
-    y_0 = max(float(np.max(r.loss)) for r in runs)
-    arrays = [(r.schedule.per_step(1.0)[0], jnp.asarray(r.steps), jnp.asarray(np.log(r.loss)))
-              for r in runs]
+    arrays, peak, y_min, y_0 = pilot_arrays(runs, normalise=False, skip_first_step=False)
     total_real = max(float(jnp.sum(lr)) for lr, _, _ in arrays)
     best = None
     for a0, b0 in starts or [(1.5, 1.3), (2.5, 1.5), (1.5, 2.5), (3.0, 2.0)]:
@@ -211,7 +208,6 @@ def fit(runs: Sequence[PilotRun], *, batch: float = 1.0, starts: Sequence[tuple]
     theta, cost, J, data = best
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     a, b, sigma, s_lr, s_loss, floor = (float(v) for v in _natural(theta, y_min))
-    stderr = {k: float(np.sqrt(max(cov[i, i], 0.0))) for i, k in enumerate(PARAMETERS)}
     return FittedProblem(PowerLawProblem(a, b, sigma=sigma, batch=batch), s_lr, s_loss, floor,
-                         stderr, cov, math.sqrt(cost / J.shape[0]),
+                         standard_errors(cov, PARAMETERS), cov, math.sqrt(cost / J.shape[0]),
                          max_time=10.0 * s_lr * total_real)

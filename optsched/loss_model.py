@@ -32,8 +32,8 @@ from .baselines import _variants, family
 from .controls import Schedule
 from .lbfgs import minimise
 
-__all__ = ["AbstractLossModel", "ModelSolution", "least_squares_fit", "solve_model",
-           "tune_model_baselines"]
+__all__ = ["AbstractLossModel", "ModelSolution", "covariance", "least_squares_fit",
+           "pilot_arrays", "solve_model", "standard_errors", "tune_model_baselines"]
 
 
 class AbstractLossModel(eqx.Module):
@@ -146,6 +146,34 @@ def least_squares_fit(residuals: Callable, starts: Sequence, data, *, max_steps:
         raise ValueError("the fit diverged from every starting point; check the runs' units")
     theta, cost = best
     return theta, cost, jax.jacfwd(residuals)(theta, data)
+
+
+def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool):
+    """What every fitter reads from pilot runs (:class:`optsched.fit.PilotRun`).
+
+    Returns ``(arrays, peak, y_min, y_max)``: per run ``(lr_t, steps, log loss)`` (rates
+    divided by the runs' ``peak`` rate if ``normalise``; step 0 dropped if
+    ``skip_first_step``), the peak rate, and the lowest and highest observed loss.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("fit needs at least one pilot run")
+    peak = max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
+    if peak <= 0:
+        raise ValueError("every pilot run has a zero learning rate: nothing to fit")
+    arrays = []
+    for r in runs:
+        keep = r.steps > 0 if skip_first_step else np.ones(r.steps.shape, dtype=bool)
+        lr = r.schedule.per_step(1.0)[0] / (peak if normalise else 1.0)
+        arrays.append((lr, jnp.asarray(r.steps[keep]), jnp.asarray(np.log(r.loss[keep]))))
+    y_min = min(float(np.min(r.loss)) for r in runs)
+    y_max = max(float(np.max(r.loss)) for r in runs)
+    return arrays, peak, y_min, y_max
+
+
+def standard_errors(cov, names) -> dict[str, float]:
+    """``{name: sqrt(cov[i, i])}`` (negative rounding clipped to 0)."""
+    return {k: float(np.sqrt(max(cov[i, i], 0.0))) for i, k in enumerate(names)}
 
 
 def covariance(jacobian, cost: float, transform: Callable, theta) -> np.ndarray:

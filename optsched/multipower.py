@@ -26,7 +26,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .loss_model import AbstractLossModel, covariance, least_squares_fit
+from .loss_model import (
+    AbstractLossModel,
+    covariance,
+    least_squares_fit,
+    pilot_arrays,
+    standard_errors,
+)
 
 __all__ = ["MultiPowerLaw", "fit_multi_power_law"]
 
@@ -98,16 +104,7 @@ def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLa
     :math:`\\beta = \\gamma = 0.5`; the best of the four wins.
     """
     runs = list(runs)
-    if not runs:
-        raise ValueError("fit needs at least one pilot run")
-    unit = max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
-    arrays = []
-    for r in runs:
-        keep = r.steps > 0
-        lr = r.schedule.per_step(1.0)[0] / unit
-        arrays.append((lr, jnp.asarray(r.steps[keep]), jnp.asarray(np.log(r.loss[keep]))))
-    y_min = min(float(np.min(r.loss)) for r in runs)
-    y_max = max(float(np.max(r.loss)) for r in runs)
+    arrays, unit, y_min, y_max = pilot_arrays(runs, normalise=True, skip_first_step=True)
     first = runs[0]
     i = int(np.argmax(first.steps > 0))
     s_first = float(jnp.sum(first.schedule.per_step(1.0)[0][: first.steps[i]])) / unit
@@ -120,5 +117,5 @@ def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLa
                            math.log(0.5), math.log(0.5)])
     theta, cost, J = least_squares_fit(_residuals, starts, arrays, max_steps=max_steps)
     cov = covariance(J, cost, _natural, theta)
-    stderr = {k: float(np.sqrt(max(cov[j, j], 0.0))) for j, k in enumerate(PARAMETERS)}
-    return MultiPowerLaw(_natural(theta), unit, stderr, math.sqrt(cost / J.shape[0]))
+    return MultiPowerLaw(_natural(theta), unit, standard_errors(cov, PARAMETERS),
+                         math.sqrt(cost / J.shape[0]))
