@@ -18,7 +18,7 @@ import pathlib
 import time
 
 import optsched as o
-from optsched.theory import exponents
+from optsched.model.theory import exponents
 from optsched.wallclock import budget_sweep, ramp_exponent
 
 CASES = [("easy", dict(a=2.5, b=1.2, sigma=0.1, batch=1), None),

@@ -1,4 +1,4 @@
-"""optsched.solve against the direct method, side by side on the same problems.
+"""optsched.solver.solve against the direct method, side by side on the same problems.
 
 Direct method (the paper's notebooks, MODEL.md): every eta_t is a variable, the loss is the exact
 per-step recursion over exact modes, SciPy L-BFGS-B with a JAX gradient, eta in [0, lr_max].

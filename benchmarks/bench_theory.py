@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 import optsched as o
-from optsched.theory import exponents, local_exponents, measure
+from optsched.model.theory import exponents, local_exponents, measure
 
 CASES = [
     ("easy", dict(a=2.5, b=1.2, sigma=0.1, batch=4, features=math.inf), 2.0),

@@ -4,7 +4,7 @@ The byte-level language model of ``examples/char_lm.py`` (small size: 2 layers, 
 AdamW, 800 steps, peak learning rate 0.016 with a 2% warmup, the same data order for every run)
 is trained with a constant rate and with a 10% linear cooldown (the pilot runs, validation loss
 measured 40 times). Three loss models are fitted to them: the power-law random-feature model
-(``optsched.fit``), the multi-power law (Luo et al. 2025) and the convex last-iterate bound.
+(``optsched.loss_models.fitted``), the multi-power law (Luo et al. 2025) and the convex last-iterate bound.
 Each then predicts the final validation loss of cosine, WSD (20% cooldown), linear-to-zero and
 optsched's schedule, which are trained too (two seeds, to show the run-to-run spread the errors
 compare with).
@@ -66,7 +66,7 @@ def main() -> int:
     keep = steps >= FIT_FROM
     pilots = [o.PilotRun(schedule(n), steps[keep], curves[n][keep]) for n in PILOTS]
     models = {}
-    for label, fitter in (("power-law RF (optsched.fit)", o.fit),
+    for label, fitter in (("power-law RF (optsched.loss_models.fitted)", o.fit),
                           ("multi-power law", o.fit_multi_power_law),
                           ("convex bound", o.fit_convex_bound)):
         t0 = time.perf_counter()
@@ -94,7 +94,7 @@ def main() -> int:
         lines.append(f"| {name} | {f.mean():.4f}{spread} | " + " | ".join(cells) + " |")
     lines += ["", "mean |error| on the held-out schedules: "
               + ", ".join(f"{m} {100 * np.mean(e):.2f}%" for m, e in errors.items())]
-    plrf = models["power-law RF (optsched.fit)"]
+    plrf = models["power-law RF (optsched.loss_models.fitted)"]
     v, e = plrf.values(), plrf.stderr
     lines.append("power-law RF fit: " + ", ".join(f"{k} = {v[k]:.4g} +- {e[k]:.2g}" for k in v))
     text = "\n".join(lines)

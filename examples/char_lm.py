@@ -12,7 +12,7 @@ small grid, with several seeds:
   transformers trained on language modelling behave as in the *easy* phase, so the rule used here
   is the easy-phase reference problem of MODEL.md (a = 2.5, b = 1.2, N = infinity) solved at the
   run's horizon. Only the *shape* transfers (AdamW is not SGD); the peak is tuned like the others.
-  Fitting ``(a, b)`` to pilot runs is the job of ``optsched.fit`` (not used here).
+  Fitting ``(a, b)`` to pilot runs is the job of ``optsched.loss_models.fitted`` (not used here).
 * ``cosine`` to zero, ``linear`` to zero, and ``wsd`` (constant, then a linear cooldown over the
   last 20%).
 

@@ -25,8 +25,8 @@ import time
 import jax.numpy as jnp
 
 import optsched as o
-from optsched.plotting import plot_measured_vs_predicted
 from optsched.reproduce.export_to_optax import PROBLEM, compare
+from optsched.reproduce.plotting import plot_measured_vs_predicted
 
 
 def main(argv=None) -> int:

@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import optsched as o
-from optsched.plotting import plot_loss_curves
+from optsched.reproduce.plotting import plot_loss_curves
 
 QUICK = os.environ.get("OPTSCHED_QUICK", "0") == "1"
 RUNS = 128 if QUICK else 1024

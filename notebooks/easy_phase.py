@@ -29,8 +29,8 @@ import os
 
 import numpy as np
 
+from optsched.model.theory import exponents, local_exponents
 from optsched.reproduce import easy_phase
-from optsched.theory import exponents, local_exponents
 
 QUICK = os.environ.get("OPTSCHED_QUICK", "0") == "1"
 result = easy_phase.run(quick=QUICK)

@@ -26,8 +26,8 @@ import os
 
 import numpy as np
 
+from optsched.model.theory import local_exponents
 from optsched.reproduce import hard_phase
-from optsched.theory import local_exponents
 
 QUICK = os.environ.get("OPTSCHED_QUICK", "0") == "1"
 result = hard_phase.run(quick=QUICK)

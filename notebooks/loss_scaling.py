@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Loss scaling: the optimum against the tuned baselines
 #
-# Every `optsched.solve` also tunes the standard schedules, each at its own best parameters:
+# Every `optsched.solver.solve` also tunes the standard schedules, each at its own best parameters:
 # the optimal constant rate, the optimal power law $\eta_0 (1 + t)^{-\chi}$, cosine, linear and
 # WSD. Theory (MODEL.md): the optimal schedule's loss falls like $T^{-(a-1)/a}$ (easy) or
 # $T^{-(a-1)/b}$ (hard); the optimal constant like $T^{-(a-1)/(a-1+b)}$ (derived in MODEL.md,

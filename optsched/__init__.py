@@ -15,10 +15,6 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import theory  # noqa: E402
-from .baselines import BaselineResult, family, tune_baselines  # noqa: E402
-from .controls import Schedule, expand  # noqa: E402
-from .convex import ConvexBound, fit_convex_bound, refine_from_grad_norms  # noqa: E402
 from .dynamics.base import AbstractDynamics, Trajectory  # noqa: E402
 from .dynamics.momentum import MomentumRecursion  # noqa: E402
 from .dynamics.ode import ContinuousTime  # noqa: E402
@@ -38,14 +34,18 @@ from .export import (  # noqa: E402
     to_optax_momentum,
     to_optax_source,
 )
-from .fit import FittedProblem, PilotRun, fit  # noqa: E402
 from .io import ScheduleFileError, load  # noqa: E402
-from .loss_model import AbstractLossModel, ModelSolution, solve_model  # noqa: E402
-from .multipower import MultiPowerLaw, fit_multi_power_law  # noqa: E402
-from .problem import PowerLawProblem  # noqa: E402
+from .loss_models.base import AbstractLossModel, ModelSolution, solve_model  # noqa: E402
+from .loss_models.convex import ConvexBound, fit_convex_bound, refine_from_grad_norms  # noqa: E402
+from .loss_models.fitted import FittedProblem, PilotRun, fit  # noqa: E402
+from .loss_models.multipower import MultiPowerLaw, fit_multi_power_law  # noqa: E402
+from .model import theory  # noqa: E402
+from .model.problem import PowerLawProblem  # noqa: E402
+from .model.spectrum import ModeGrid, Spectrum, mode_grid, spectrum  # noqa: E402
+from .schedule import Schedule, expand  # noqa: E402
 from .simulate import SimulationResult, simulate  # noqa: E402
-from .solve import Solution, solve, solve_many  # noqa: E402
-from .spectrum import ModeGrid, Spectrum, mode_grid, spectrum  # noqa: E402
+from .solver.baselines import BaselineResult, family, tune_baselines  # noqa: E402
+from .solver.solve import Solution, solve, solve_many  # noqa: E402
 from .transfer import transfer  # noqa: E402
 from .wallclock import BudgetSweep, budget_sweep  # noqa: E402
 

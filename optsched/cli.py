@@ -29,15 +29,15 @@ def _problem_args(p: argparse.ArgumentParser) -> None:
 
 
 def _problem(args):
-    from .problem import PowerLawProblem
+    from .model.problem import PowerLawProblem
 
     return PowerLawProblem(a=args.a, b=args.b, sigma=args.sigma, batch=args.batch,
                            features=args.features, teacher_modes=args.teacher_modes)
 
 
 def cmd_curve(args) -> int:
-    from .baselines import family
     from .evaluate import loss_curve
+    from .solver.baselines import family
 
     problem = _problem(args)
     if args.horizon < 1:
@@ -68,7 +68,7 @@ def cmd_curve(args) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from .plotting import plot_loss_curves, plot_schedules
+        from .reproduce.plotting import plot_loss_curves, plot_schedules
 
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
         plot_schedules({args.schedule: schedule}, ax=ax1)
@@ -94,7 +94,7 @@ def _progress(quiet: bool):
 
 
 def cmd_solve(args) -> int:
-    from .solve import solve
+    from .solver.solve import solve
 
     if args.batch_schedule != (args.sample_budget is not None):
         raise UsageError("--batch-schedule and --sample-budget D go together")
@@ -133,7 +133,7 @@ def _evaluation_spectrum(problem, horizon: int):
     """Exact modes when they fit in memory and time; the mode quadrature otherwise."""
     import math
 
-    from .spectrum import mode_grid, spectrum
+    from .model.spectrum import mode_grid, spectrum
 
     if math.isfinite(problem.features) and problem.features * horizon <= 2e9:
         return spectrum(problem, mode_grid(problem.features, b=float(problem.b), method="exact")), \
@@ -188,7 +188,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_phase(args) -> int:
-    from .theory import exponents
+    from .model.theory import exponents
 
     e = exponents(args.a, args.b)
     if args.json:
@@ -233,8 +233,8 @@ def read_runs(path) -> list:
     """
     import csv
 
-    from .controls import Schedule
-    from .fit import PilotRun
+    from .loss_models.fitted import PilotRun
+    from .schedule import Schedule
 
     rows: dict[str, list] = {}
     try:
@@ -272,8 +272,8 @@ def read_runs(path) -> list:
 
 
 def cmd_fit(args) -> int:
-    from .fit import fit
     from .io import to_json
+    from .loss_models.fitted import fit
 
     if args.horizon < 1:
         raise UsageError(f"horizon must be >= 1, got {args.horizon}")
@@ -305,7 +305,7 @@ def cmd_fit(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .baselines import FAMILIES
+    from .solver.baselines import FAMILIES
 
     parser = argparse.ArgumentParser(
         prog="optsched",

@@ -13,13 +13,13 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
-from .controls import Schedule
 from .dynamics.base import AbstractDynamics, Trajectory, blown_up
 from .dynamics.momentum import MomentumForm, MomentumRecursion
 from .dynamics.ode import ContinuousTime
 from .dynamics.sgd import BlockPropagation, StepRecursion, max_stable_lr
-from .problem import PowerLawProblem
-from .spectrum import ModeGrid, Spectrum, mode_grid, spectrum
+from .model.problem import PowerLawProblem
+from .model.spectrum import ModeGrid, Spectrum, mode_grid, spectrum
+from .schedule import Schedule
 
 __all__ = ["DivergenceError", "loss_curve", "make_spectrum", "dynamics_for"]
 

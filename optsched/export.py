@@ -1,6 +1,6 @@
 r"""Hand a solved schedule to a training loop: optax schedules, momentum, batch sizes, files.
 
-Everything here reads the knots through :func:`optsched.controls.expand`, the one rule the
+Everything here reads the knots through :func:`optsched.schedule.expand`, the one rule the
 schedule file and the dynamics use, so the exported values are the values the loss was predicted
 for.
 
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .controls import Schedule, expand
+from .schedule import Schedule, expand
 
 __all__ = [
     "BatchSizes",

@@ -3,7 +3,7 @@
 A file holds the knots of the schedule and their interpolation, the problem it was solved for,
 the predicted final loss, the tuned baselines and solver diagnostics. Everything that reads a
 file (``load``, ``optsched evaluate``, the optax export) expands the knots with
-:func:`optsched.controls.expand`, so the file, the exported schedule and the predicted loss
+:func:`optsched.schedule.expand`, so the file, the exported schedule and the predicted loss
 cannot disagree. Reading a broken file raises :class:`ScheduleFileError` with one clear line.
 
 An optional top-level ``"lr_scale"`` (default 1) says how many model learning-rate units one
@@ -20,8 +20,8 @@ import pathlib
 import equinox as eqx
 import numpy as np
 
-from .controls import Schedule
-from .problem import PowerLawProblem
+from .model.problem import PowerLawProblem
+from .schedule import Schedule
 
 __all__ = ["FORMAT", "ScheduleFile", "ScheduleFileError", "load", "save", "to_json"]
 
@@ -64,7 +64,7 @@ def _clean(value):
 
 
 def to_json(solution) -> dict:
-    """The file contents of a :class:`~optsched.solve.Solution` as a dict."""
+    """The file contents of a :class:`~optsched.solver.solve.Solution` as a dict."""
     sched = solution.schedule
     data = {
         "format": FORMAT,

@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .controls import Schedule
 from .dynamics.momentum import MomentumForm, momentum_coefficients
-from .problem import PowerLawProblem
+from .model.problem import PowerLawProblem
+from .schedule import Schedule
 
 __all__ = ["SimulationResult", "simulate"]
 

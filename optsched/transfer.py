@@ -4,7 +4,7 @@ In the easy phase the optimal schedule at horizon ``T`` is, asymptotically, one 
 with a peak that scales as :math:`T^{-\xi}`, :math:`\xi = 1 - b/a`
 (:math:`\eta^*_T(t) \simeq T^{-\xi} f(t/T)`). In the hard phase it sits at the cap
 (:math:`\xi = 0`) and the anneal takes a *shrinking* fraction of ``T``, so stretching the shape is
-only a first guess there. Because :func:`~optsched.solve` costs the same at any ``T``, re-solving
+only a first guess there. Because :func:`~optsched.solver.solve` costs the same at any ``T``, re-solving
 is the default; rescaling is the theory rule, for a quick look or to compare.
 """
 
@@ -15,10 +15,10 @@ from typing import Literal
 
 import numpy as np
 
-from .controls import Schedule
 from .evaluate import loss_curve
-from .solve import Solution, solve
-from .theory import exponents
+from .model.theory import exponents
+from .schedule import Schedule
+from .solver.solve import Solution, solve
 
 __all__ = ["transfer"]
 

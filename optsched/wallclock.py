@@ -1,7 +1,7 @@
 r"""The wall-clock variant of the batch-size problem: fewest SGD steps to a target loss.
 
 At a fixed sample budget :math:`D = \sum_t m_t`, fewer steps mean larger batches. For each horizon
-``T`` on a grid, :func:`~optsched.solve` with ``batch_budget=D`` gives the optimal final loss with
+``T`` on a grid, :func:`~optsched.solver.solve` with ``batch_budget=D`` gives the optimal final loss with
 a batch ramp, :math:`L^*_{ramp}(T)`, and (in its diagnostics) with the constant batch ``D/T``,
 :math:`L^*_{const}(T)` (:func:`budget_sweep`). The fewest steps reaching a target loss are where
 each curve crosses the target, interpolated linearly in ``log T`` and ``log L``
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .problem import PowerLawProblem
-from .solve import Solution, solve
-from .theory import fit_exponent
+from .model.problem import PowerLawProblem
+from .model.theory import fit_exponent
+from .solver.solve import Solution, solve
 
 __all__ = ["BudgetSweep", "budget_sweep", "ramp_exponent"]
 
@@ -85,7 +85,7 @@ def budget_sweep(
         budget: the sample budget ``D``.
         horizons: the horizons to solve; each must allow a mean batch ``D / T`` inside
             ``batch_range`` (default ``(1, 16 D / T)``; fix it to compare horizons fairly).
-        lr_max, batch_range, solve_kwargs: passed to :func:`~optsched.solve`.
+        lr_max, batch_range, solve_kwargs: passed to :func:`~optsched.solver.solve`.
         progress: called with a line per horizon.
     """
     horizons = np.asarray(sorted(int(t) for t in horizons))
@@ -105,7 +105,7 @@ def budget_sweep(
 
 def ramp_exponent(solution, window=(0.5, 0.95)) -> float:
     r"""Exponent ``p`` of a batch ramp :math:`m^*(t) \sim (1 - t/T)^p`, fitted over ``t/T`` in
-    ``window`` (theory: :math:`1/(2b) - 1`, :attr:`optsched.theory.Exponents.batch_ramp`)."""
+    ``window`` (theory: :math:`1/(2b) - 1`, :attr:`optsched.model.theory.Exponents.batch_ramp`)."""
     T = solution.horizon
     u = np.arange(T) / T
     _, _, m = solution.schedule.per_step(solution.problem.batch)

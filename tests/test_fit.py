@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import optsched as o
-from optsched.fit import FittedProblem, PilotRun, fit
+from optsched.loss_models.fitted import FittedProblem, PilotRun, fit
 
 TRUE = {"a": 2.0, "b": 1.5, "sigma": 0.3, "lr_scale": 0.4, "loss_scale": 1.5, "loss_floor": 0.8}
 T = 400

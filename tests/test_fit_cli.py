@@ -8,7 +8,7 @@ import pytest
 
 import optsched as o
 from optsched.cli import main
-from optsched.fit import FittedProblem
+from optsched.loss_models.fitted import FittedProblem
 
 T = 300
 

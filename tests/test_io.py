@@ -7,7 +7,7 @@ import pytest
 
 import optsched as o
 from optsched.io import FORMAT, ScheduleFileError, load
-from optsched.solve import solve
+from optsched.solver.solve import solve
 
 
 @pytest.fixture(scope="module")

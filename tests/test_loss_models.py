@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 
 import optsched as o
-from optsched.convex import ConvexBound, convex_bound, fit_convex_bound, refine_from_grad_norms
-from optsched.fit import PilotRun
-from optsched.loss_model import solve_model
-from optsched.multipower import MultiPowerLaw, fit_multi_power_law
+from optsched.loss_models.base import solve_model
+from optsched.loss_models.convex import (
+    ConvexBound,
+    convex_bound,
+    fit_convex_bound,
+    refine_from_grad_norms,
+)
+from optsched.loss_models.fitted import PilotRun
+from optsched.loss_models.multipower import MultiPowerLaw, fit_multi_power_law
 
 T = 200
 

@@ -9,7 +9,7 @@ from scipy.optimize import minimize
 
 import optsched as o
 from optsched.dynamics.sgd import step_losses
-from optsched.solve import solve
+from optsched.solver.solve import solve
 
 
 def exact_final_loss(problem, schedule):

@@ -7,7 +7,7 @@ import pytest
 
 import optsched as o
 from optsched.dynamics.sgd import propagate_blocks, step_losses
-from optsched.solve import _pad_modes
+from optsched.solver.solve import _pad_modes
 
 # an easy and a hard problem with different mode counts (exact N = 40 modes; quadrature at inf)
 PROBLEMS = [o.PowerLawProblem(2.5, 1.2, sigma=0.1, batch=4, features=40),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from optsched.theory import exponents, fit_exponent, local_exponents, phase
+from optsched.model.theory import exponents, fit_exponent, local_exponents, phase
 
 
 def test_easy_phase_exponents():
@@ -40,7 +40,7 @@ def test_measure_recovers_known_exponents():
     from types import SimpleNamespace
 
     import optsched as o
-    from optsched.theory import measure
+    from optsched.model.theory import measure
 
     sols = []
     for T in (1000, 4000, 16000):

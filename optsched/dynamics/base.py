@@ -1,6 +1,6 @@
 """The interface every loss dynamics shares, and the per-step scan they use.
 
-A dynamics maps a :class:`~optsched.spectrum.Spectrum` and a :class:`~optsched.controls.Schedule`
+A dynamics maps a :class:`~optsched.model.spectrum.Spectrum` and a :class:`~optsched.schedule.Schedule`
 to a :class:`Trajectory`: the excess loss ``L_t`` (after ``t`` updates) at a set of steps, and a
 divergence flag. Dynamics are pure and jit-able; raising on divergence happens at the edge
 (:func:`optsched.loss_curve`).
@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from ..controls import Schedule
-from ..spectrum import Spectrum
+from ..model.spectrum import Spectrum
+from ..schedule import Schedule
 
 __all__ = ["AbstractDynamics", "Trajectory", "BLOWUP", "blown_up", "divergence_flag",
            "scan_steps"]

@@ -35,8 +35,8 @@ from typing import Literal
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..controls import Schedule
-from ..spectrum import Spectrum
+from ..model.spectrum import Spectrum
+from ..schedule import Schedule
 from .base import AbstractDynamics, Trajectory, divergence_flag, scan_steps
 
 __all__ = ["MomentumForm", "MomentumRecursion", "momentum_step", "momentum_coefficients"]

@@ -15,7 +15,7 @@ It is stiff (the :math:`\lambda_k` span many decades), so it is solved with an i
 (Kvaerno5) in log time :math:`s = \log(1 + \tau)`, where power laws are smooth:
 :math:`dc/ds = (1 + \tau)\, dc/d\tau`. Jumps of a piecewise-constant schedule are passed to the
 step-size controller so that no step straddles one. The control at time :math:`\tau` is the knot
-schedule read through :func:`~optsched.controls.expand`: at :math:`\lfloor\tau\rfloor` for
+schedule read through :func:`~optsched.schedule.expand`: at :math:`\lfloor\tau\rfloor` for
 ``"previous"``, at :math:`\tau - 1/2` (the interval's midpoint) for ``"linear"``.
 
 What the ODE misses is the within-step feedback of the loss on the noise term; it agrees with the
@@ -28,8 +28,8 @@ import diffrax
 import jax.numpy as jnp
 import numpy as np
 
-from ..controls import Schedule, expand
-from ..spectrum import Spectrum
+from ..model.spectrum import Spectrum
+from ..schedule import Schedule, expand
 from .base import AbstractDynamics, Trajectory, divergence_flag
 
 __all__ = ["ContinuousTime"]

@@ -39,8 +39,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..controls import Schedule, knot_blocks
-from ..spectrum import Spectrum
+from ..model.spectrum import Spectrum
+from ..schedule import Schedule, knot_blocks
 from .base import AbstractDynamics, Trajectory, divergence_flag, scan_steps
 from .matpow import sym_power_apply
 

@@ -6,8 +6,8 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
-from ..problem import PowerLawProblem
-from ..solve import Solution, _broadcast, solve_many
+from ..model.problem import PowerLawProblem
+from ..solver.solve import Solution, _broadcast, solve_many
 
 # the two problems of MODEL.md that the paper's figures use, at infinite width
 EASY = PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=4, features=math.inf)

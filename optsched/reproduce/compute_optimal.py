@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from .. import plotting
-from ..problem import PowerLawProblem
-from ..theory import compute_optimal_exponents, fit_exponent
+from ..model.problem import PowerLawProblem
+from ..model.theory import compute_optimal_exponents, fit_exponent
+from . import plotting
 from ._common import EASY, EASY_LR_MAX, Check, Result, solutions
 
 QUICK = dict(widths=[8, 16, 32, 64, 128], horizons=[16, 32, 64, 128, 256, 512])

@@ -7,8 +7,8 @@ Measured on the MODEL.md easy problem at infinite width over several decades of 
 
 from __future__ import annotations
 
-from .. import plotting
-from ..theory import exponents, measure
+from ..model.theory import exponents, measure
+from . import plotting
 from ._common import EASY, EASY_LR_MAX, Check, Result, decades, solutions
 
 QUICK_HORIZONS = [100, 1000, 10_000]

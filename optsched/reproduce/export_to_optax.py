@@ -17,11 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import plotting
 from ..evaluate import loss_curve
 from ..export import to_optax
-from ..problem import PowerLawProblem
-from ..solve import solve
+from ..model.problem import PowerLawProblem
+from ..solver.solve import solve
+from . import plotting
 from ._common import Check, Result
 
 PROBLEM = PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=4, features=100, teacher_modes=200)

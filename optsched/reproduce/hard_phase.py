@@ -8,8 +8,8 @@ The law of the anneal fraction is not settled (MODEL.md measured :math:`\sim T^{
 
 from __future__ import annotations
 
-from .. import plotting
-from ..theory import exponents, fit_exponent, measure
+from ..model.theory import exponents, fit_exponent, measure
+from . import plotting
 from ._common import HARD, HARD_LR_MAX, Check, Result, decades, solutions
 
 QUICK_HORIZONS = [100, 1000, 10_000]

@@ -8,9 +8,8 @@ optimum beats the optimal constant and the optimal power law *in rate*: the marg
 
 from __future__ import annotations
 
-from .. import plotting
-from ..theory import exponents, fit_exponent
-from . import easy_phase, hard_phase
+from ..model.theory import exponents, fit_exponent
+from . import easy_phase, hard_phase, plotting
 from ._common import EASY, EASY_LR_MAX, HARD, HARD_LR_MAX, Check, Result, decades, solutions
 
 SCHEDULES = ("optimal", "constant", "power_law", "cosine")

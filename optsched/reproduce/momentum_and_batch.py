@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 
-from .. import plotting
-from ..problem import PowerLawProblem
-from ..solve import solve
-from ..theory import exponents, fit_exponent
+from ..model.problem import PowerLawProblem
+from ..model.theory import exponents, fit_exponent
+from ..solver.solve import solve
 from ..wallclock import budget_sweep, ramp_exponent
+from . import plotting
 from ._common import EASY, HARD, HARD_LR_MAX, Check, Result, decades
 
 QUICK = dict(momentum_horizons=[100, 300, 1000], forms=("heavy_ball",), budget=2048,

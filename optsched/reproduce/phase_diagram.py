@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
-from .. import plotting
-from ..problem import PowerLawProblem
-from ..theory import exponents, measure
+from ..model.problem import PowerLawProblem
+from ..model.theory import exponents, measure
+from . import plotting
 from ._common import Check, Result, solutions
 
 QUICK = dict(size=4, horizons=(100, 1000))

@@ -16,7 +16,7 @@ block) to block values that respect every constraint exactly, and gives the obje
   budget holds exactly at every iterate and the gradient is exact.
 
 All share the interface of :class:`AbstractControls`, so the optimiser, the knot refinement and
-the never-worse-than-baseline guarantee are written once in :mod:`optsched.solve`.
+the never-worse-than-baseline guarantee are written once in :mod:`optsched.solver.solve`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float, Int
 
-from .controls import Schedule, block_lengths
-from .dynamics.momentum import MomentumForm, momentum_coefficients, momentum_losses
-from .dynamics.sgd import propagate_blocks, step_losses
-from .spectrum import Spectrum
+from ..dynamics.momentum import MomentumForm, momentum_coefficients, momentum_losses
+from ..dynamics.sgd import propagate_blocks, step_losses
+from ..model.spectrum import Spectrum
+from ..schedule import Schedule, block_lengths
 
 __all__ = ["AbstractControls", "LearningRate", "LearningRateBatch", "LearningRateMomentum"]
 

@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .controls import Schedule
-from .loss_model import (
+from ..schedule import Schedule
+from .base import (
     AbstractLossModel,
     covariance,
     least_squares_fit,
@@ -109,7 +109,7 @@ def _residuals(theta, data):
 
 
 def fit_convex_bound(runs: Sequence, *, max_steps: int = 200) -> ConvexBound:
-    """Fit ``u, v`` and the floor to pilot runs (:class:`optsched.fit.PilotRun`, step 0
+    """Fit ``u, v`` and the floor to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`, step 0
     skipped), by least squares on log losses."""
     arrays, unit, y_min, y_max = pilot_arrays(runs, normalise=True, skip_first_step=True)
     span = y_max - y_min + 1e-12

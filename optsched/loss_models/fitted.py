@@ -28,17 +28,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .controls import Schedule
-from .dynamics.sgd import step_losses
-from .loss_model import (
+from ..dynamics.sgd import step_losses
+from ..model.problem import PowerLawProblem
+from ..model.spectrum import mode_grid, spectrum
+from ..schedule import Schedule
+from .base import (
     AbstractLossModel,
     covariance,
     least_squares_fit,
     pilot_arrays,
     standard_errors,
 )
-from .problem import PowerLawProblem
-from .spectrum import mode_grid, spectrum
 
 __all__ = ["PilotRun", "FittedProblem", "fit"]
 
@@ -131,7 +131,7 @@ class FittedProblem(AbstractLossModel):
         Returns ``(solution, schedule)``: the :class:`~optsched.Solution` in model units, and
         its schedule in real units (pass it to :func:`optsched.to_optax`).
         """
-        from .solve import solve
+        from ..solver.solve import solve
 
         solution = solve(self.problem, horizon, self.lr_scale * float(lr_max), **kwargs)
         return solution, self.to_real(solution.schedule)

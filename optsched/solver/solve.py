@@ -1,7 +1,7 @@
 r"""``solve``: the optimal learning-rate schedule by optimal control of the loss dynamics.
 
 Problem: minimise the final excess loss :math:`L_T` over :math:`0 \le \eta_t \le \eta_{max}`
-(and optionally the momentum or the batch size, see :mod:`optsched.parameterisation`).
+(and optionally the momentum or the batch size, see :mod:`optsched.solver.parameterisation`).
 
 Method (direct shooting on knots):
 
@@ -35,10 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..dynamics.momentum import MomentumForm, momentum_coefficients, momentum_losses
+from ..dynamics.sgd import max_stable_lr, propagate_blocks
+from ..model.problem import PowerLawProblem
+from ..model.spectrum import Spectrum, mode_grid, spectrum
+from ..schedule import Schedule, knot_blocks
 from .baselines import BaselineResult, tune_baselines
-from .controls import Schedule, knot_blocks
-from .dynamics.momentum import MomentumForm, momentum_coefficients, momentum_losses
-from .dynamics.sgd import max_stable_lr, propagate_blocks
 from .lbfgs import minimise
 from .parameterisation import (
     AbstractControls,
@@ -48,8 +50,6 @@ from .parameterisation import (
     LearningRateMomentum,
     sgd_method,
 )
-from .problem import PowerLawProblem
-from .spectrum import Spectrum, mode_grid, spectrum
 
 __all__ = ["Solution", "solve", "solve_many", "knot_steps"]
 
@@ -92,7 +92,7 @@ class Solution(eqx.Module):
 
     def save(self, path) -> None:
         """Write a schedule file (format ``optsched.schedule/1``, see :mod:`optsched.io`)."""
-        from .io import save
+        from ..io import save
 
         save(self, path)
 

@@ -3,9 +3,9 @@ r"""One interface for models of the loss of a learning-rate schedule, and what w
 A loss model predicts the loss after each step of a run from its per-step learning rates,
 :math:`L = F(\eta_0, \dots, \eta_{T-1})`, in the run's own units. Implementations:
 
-* :class:`optsched.fit.FittedProblem`: the power-law random-feature model fitted to pilot runs;
-* :class:`optsched.multipower.MultiPowerLaw`: the multi-power law of Luo et al. (2025);
-* :class:`optsched.convex.ConvexBound`: the last-iterate bound for convex Lipschitz problems
+* :class:`optsched.loss_models.fitted.FittedProblem`: the power-law random-feature model fitted to pilot runs;
+* :class:`optsched.loss_models.multipower.MultiPowerLaw`: the multi-power law of Luo et al. (2025);
+* :class:`optsched.loss_models.convex.ConvexBound`: the last-iterate bound for convex Lipschitz problems
   (Defazio et al. 2023; Schaipp et al. 2025).
 
 On any of them :func:`tune_model_baselines` tunes the standard families and
@@ -28,9 +28,9 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float
 
-from .baselines import _variants, family
-from .controls import Schedule
-from .lbfgs import minimise
+from ..schedule import Schedule
+from ..solver.baselines import _variants, family
+from ..solver.lbfgs import minimise
 
 __all__ = ["AbstractLossModel", "ModelSolution", "covariance", "least_squares_fit",
            "pilot_arrays", "solve_model", "standard_errors", "tune_model_baselines"]
@@ -72,7 +72,7 @@ class ModelSolution(eqx.Module):
 
 def tune_model_baselines(model: AbstractLossModel, horizon: int, lr_max: float, *,
                          points: int = 24) -> dict[str, tuple[float, float, Schedule]]:
-    """Tune each family of :data:`optsched.baselines.FAMILIES` (and its variants) for the
+    """Tune each family of :data:`optsched.solver.baselines.FAMILIES` (and its variants) for the
     model's final loss: peaks on a log grid over ``(1e-3 lr_max, lr_max]``, then a finer grid
     around the best. Returns ``{family: (peak_lr, final_loss, schedule)}``."""
     t = np.arange(horizon)
@@ -101,10 +101,10 @@ def solve_model(model: AbstractLossModel, horizon: int, lr_max: float, *, knots:
     r"""The schedule minimising ``model``'s final loss under :math:`0 \le \eta_t \le` ``lr_max``.
 
     Piecewise constant on about ``knots`` blocks dense at both ends of training
-    (:func:`optsched.solve.knot_steps`), :math:`\eta_k = \eta_{max}\sigma(\theta_k)`, L-BFGS on
+    (:func:`optsched.solver.solve.knot_steps`), :math:`\eta_k = \eta_{max}\sigma(\theta_k)`, L-BFGS on
     the predicted final loss from the best tuned baseline; never worse than that baseline.
     """
-    from .solve import knot_steps
+    from ..solver.solve import knot_steps
 
     horizon, lr_max = int(horizon), float(lr_max)
     if horizon < 1 or not lr_max > 0:
@@ -149,7 +149,7 @@ def least_squares_fit(residuals: Callable, starts: Sequence, data, *, max_steps:
 
 
 def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool):
-    """What every fitter reads from pilot runs (:class:`optsched.fit.PilotRun`).
+    """What every fitter reads from pilot runs (:class:`optsched.loss_models.fitted.PilotRun`).
 
     Returns ``(arrays, peak, y_min, y_max)``: per run ``(lr_t, steps, log loss)`` (rates
     divided by the runs' ``peak`` rate if ``normalise``; step 0 dropped if

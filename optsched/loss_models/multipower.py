@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .loss_model import (
+from .base import (
     AbstractLossModel,
     covariance,
     least_squares_fit,
@@ -96,7 +96,7 @@ def _residuals(theta, runs):
 
 
 def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLaw:
-    """Fit the multi-power law to pilot runs (:class:`optsched.fit.PilotRun`), skipping step 0.
+    """Fit the multi-power law to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`), skipping step 0.
 
     All seven parameters are positive (fitted in log space). Starts: :math:`L_0` at 80% of the
     lowest loss, :math:`A` matching the first observed loss, :math:`\\alpha \\in \\{0.3, 0.6\\}`,

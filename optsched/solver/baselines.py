@@ -1,4 +1,4 @@
-r"""Standard schedule families, as :class:`~optsched.controls.Schedule` objects on knots.
+r"""Standard schedule families, as :class:`~optsched.schedule.Schedule` objects on knots.
 
 With peak learning rate :math:`\eta_0`, horizon ``T`` and ``u = t / (T - 1)``:
 
@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .controls import Schedule
-from .dynamics.base import blown_up
-from .dynamics.sgd import sgd_step
-from .problem import PowerLawProblem
-from .spectrum import Spectrum
+from ..dynamics.base import blown_up
+from ..dynamics.sgd import sgd_step
+from ..model.problem import PowerLawProblem
+from ..model.spectrum import Spectrum
+from ..schedule import Schedule
 
 __all__ = ["FAMILIES", "BaselineResult", "family", "final_losses_for_peaks", "tune_baselines"]
 
@@ -148,7 +148,7 @@ def tune_baselines(problem: PowerLawProblem, horizon: int, lr_max: float, *,
     recursion (on ``spec``, by default the problem's modes), for the schedules as stored (knot
     expansion).
     """
-    from .evaluate import make_spectrum
+    from ..evaluate import make_spectrum
 
     for name in families:
         if name not in FAMILIES:

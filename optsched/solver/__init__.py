@@ -1,0 +1,1 @@
+"""The optimal-control solver: controls, baselines, L-BFGS, and ``solve``."""
