@@ -97,8 +97,9 @@ def run_case(T: int, N, K: int, quick: bool):
         return o.expand(sched.steps, lr, t_all, "previous")
 
     def scan_loss(lr):
-        return step_losses(scan_spec, expand_knots(lr), jnp.full(T, PROBLEM["batch"]),
-                           checkpoint_every=chunk)[-1]
+        return step_losses(
+            scan_spec, expand_knots(lr), jnp.full(T, PROBLEM["batch"]), checkpoint_every=chunk
+        )[-1]
 
     ref, t_fwd = timed(jax.jit(scan_loss), lr_knots)
     if quick and exact_ok and T * scan_spec.size > 1e9:
@@ -117,8 +118,17 @@ def run_case(T: int, N, K: int, quick: bool):
     val, t_fwd = timed(jax.jit(block_loss), lr_knots, repeats=5)
     _, t_grad = timed(jax.jit(jax.value_and_grad(block_loss)), lr_knots, repeats=5)
     mem = planned_bytes(jax.value_and_grad(block_loss), lr_knots)
-    rows.append(("blocks, quadrature", quad.size, t_fwd, t_grad, mem, float(val),
-                 float(val) / float(ref) - 1))
+    rows.append(
+        (
+            "blocks, quadrature",
+            quad.size,
+            t_fwd,
+            t_grad,
+            mem,
+            float(val),
+            float(val) / float(ref) - 1,
+        )
+    )
     block_grad_time = t_grad
 
     # --- continuous-time ODE on the quadrature ------------------------------------------
@@ -131,8 +141,17 @@ def run_case(T: int, N, K: int, quick: bool):
     val, t_fwd = timed(jax.jit(ode_loss), lr_knots)
     _, t_grad = timed(jax.jit(jax.value_and_grad(ode_loss)), lr_knots, repeats=1)
     mem = planned_bytes(jax.value_and_grad(ode_loss), lr_knots)
-    rows.append(("ODE (Kvaerno5, log time)", quad.size, t_fwd, t_grad, mem, float(val),
-                 float(val) / float(ref) - 1))
+    rows.append(
+        (
+            "ODE (Kvaerno5, log time)",
+            quad.size,
+            t_fwd,
+            t_grad,
+            mem,
+            float(val),
+            float(val) / float(ref) - 1,
+        )
+    )
     return rows, scan_grad_time / block_grad_time, len(lr_knots)
 
 
@@ -142,21 +161,27 @@ def main():
     parser.add_argument("--knots", type=int, default=64)
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, float64; problem {PROBLEM}")
-    header = (f"{'T':>8} {'N':>7} {'method':<26} {'modes':>6} {'loss':>10} {'loss+grad':>10} "
-              f"{'memory':>9} {'final L_T':>11} {'rel. diff':>9}")
+    header = (
+        f"{'T':>8} {'N':>7} {'method':<26} {'modes':>6} {'loss':>10} {'loss+grad':>10} "
+        f"{'memory':>9} {'final L_T':>11} {'rel. diff':>9}"
+    )
     print(header)
     print("-" * len(header))
     ratios = []
     for T, N in ((10**3, 500), (10**5, 10**5), (10**6, math.inf)):
         rows, ratio, K = run_case(T, N, args.knots, args.quick)
         for label, n, tf, tg, mem, val, rel in rows:
-            print(f"{T:>8.0e} {str(N):>7} {label:<26} {n:>6} {fmt_time(tf):>10} "
-                  f"{fmt_time(tg):>10} {fmt_bytes(mem):>9} {val:>11.5e} {rel:>9.1e}")
+            print(
+                f"{T:>8.0e} {str(N):>7} {label:<26} {n:>6} {fmt_time(tf):>10} "
+                f"{fmt_time(tg):>10} {fmt_bytes(mem):>9} {val:>11.5e} {rel:>9.1e}"
+            )
         ratios.append((T, N, K, ratio))
     print()
     for T, N, K, ratio in ratios:
-        print(f"T={T:.0e} N={N}: K={K} knots; gradient speed-up of blocks over the scan: "
-              f"{ratio:,.0f}x")
+        print(
+            f"T={T:.0e} N={N}: K={K} knots; gradient speed-up of blocks over the scan: "
+            f"{ratio:,.0f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ def grid_problems(n: int) -> list[o.PowerLawProblem]:
     for b in np.linspace(1.1, 2.5, n):
         for ratio in np.linspace(0.6, 2.2, n):  # a = ratio * b: hard below 2b - 1 < a ...
             a = max(ratio * b, 1.1)
-            problems.append(o.PowerLawProblem(a=float(a), b=float(b), sigma=0.1, batch=4,
-                                              features=math.inf))
+            problems.append(
+                o.PowerLawProblem(a=float(a), b=float(b), sigma=0.1, batch=4, features=math.inf)
+            )
     return problems
 
 
@@ -36,8 +37,10 @@ def main():
     args = parser.parse_args()
     problems = grid_problems(args.grid)
     B = len(problems)
-    print(f"jax {jax.__version__}, {jax.default_backend()}, float64; {B} problems "
-          f"({args.grid} x {args.grid} over a, b), T = {args.horizon}, N = inf")
+    print(
+        f"jax {jax.__version__}, {jax.default_backend()}, float64; {B} problems "
+        f"({args.grid} x {args.grid} over a, b), T = {args.horizon}, N = inf"
+    )
     runs = {}
     t0 = time.perf_counter()
     runs["solve, one call each"] = [o.solve(p, args.horizon) for p in problems]

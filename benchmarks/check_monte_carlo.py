@@ -23,22 +23,36 @@ PROBLEM = o.PowerLawProblem(2.0, 1.5, sigma=0.3, batch=4, features=30, teacher_m
 
 def cases():
     yield "SGD, constant lr 0.4", o.Schedule.constant(0.4, T), "ema"
-    yield ("SGD, decaying 0.6(1-t/T)^1.5", o.Schedule.from_function(
-        lambda t: 0.6 * (1 - t / T) ** 1.5 + 0.02, T), "ema")
-    yield ("EMA momentum 0.9->0.5, lr 0.3->0.1",
-           o.Schedule([0, T - 1], [0.3, 0.1], momentum=[0.9, 0.5], horizon=T), "ema")
-    yield ("heavy ball 0.9->0.5, lr 0.05->0.02",
-           o.Schedule([0, T - 1], [0.05, 0.02], momentum=[0.9, 0.5], horizon=T), "heavy_ball")
-    yield ("batch ramp 1->16, lr 0.3",
-           o.Schedule([0, T - 1], [0.3, 0.3], batch=[1, 16], horizon=T), "ema")
+    yield (
+        "SGD, decaying 0.6(1-t/T)^1.5",
+        o.Schedule.from_function(lambda t: 0.6 * (1 - t / T) ** 1.5 + 0.02, T),
+        "ema",
+    )
+    yield (
+        "EMA momentum 0.9->0.5, lr 0.3->0.1",
+        o.Schedule([0, T - 1], [0.3, 0.1], momentum=[0.9, 0.5], horizon=T),
+        "ema",
+    )
+    yield (
+        "heavy ball 0.9->0.5, lr 0.05->0.02",
+        o.Schedule([0, T - 1], [0.05, 0.02], momentum=[0.9, 0.5], horizon=T),
+        "heavy_ball",
+    )
+    yield (
+        "batch ramp 1->16, lr 0.3",
+        o.Schedule([0, T - 1], [0.3, 0.3], batch=[1, 16], horizon=T),
+        "ema",
+    )
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1024)
     args = parser.parse_args()
-    print(f"problem a=2, b=1.5, sigma=0.3, m=4, N=30 student / M=60 teacher modes; "
-          f"{args.runs} runs each")
+    print(
+        f"problem a=2, b=1.5, sigma=0.3, m=4, N=30 student / M=60 teacher modes; "
+        f"{args.runs} runs each"
+    )
     for i, (name, sched, form) in enumerate(cases()):
         sim = o.simulate(PROBLEM, sched, runs=args.runs, seed=100 + i, form=form)
         if sched.batch is not None:  # the simulator rounds batch sizes to integers

@@ -4,7 +4,8 @@ The byte-level language model of ``examples/char_lm.py`` (small size: 2 layers, 
 AdamW, 800 steps, peak learning rate 0.016 with a 2% warmup, the same data order for every run)
 is trained with a constant rate and with a 10% linear cooldown (the pilot runs, validation loss
 measured 40 times). Three loss models are fitted to them: the power-law random-feature model
-(``optsched.loss_models.fitted``), the multi-power law (Luo et al. 2025) and the convex last-iterate bound.
+(``optsched.loss_models.fitted``), the multi-power law (Luo et al. 2025) and the convex
+last-iterate bound.
 Each then predicts the final validation loss of cosine, WSD (20% cooldown), linear-to-zero and
 optsched's schedule, which are trained too (two seeds, to show the run-to-run spread the errors
 compare with).
@@ -57,8 +58,14 @@ def main() -> int:
         finals = {k: np.array(v) for k, v in data["finals"].items()}
     else:
         curves, finals = train_all(cfg, shapes, steps, t_start)
-        saved.write_text(json.dumps({"curves": {k: v.tolist() for k, v in curves.items()},
-                                     "finals": {k: v.tolist() for k, v in finals.items()}}))
+        saved.write_text(
+            json.dumps(
+                {
+                    "curves": {k: v.tolist() for k, v in curves.items()},
+                    "finals": {k: v.tolist() for k, v in finals.items()},
+                }
+            )
+        )
 
     def schedule(name):
         return o.Schedule(np.arange(T), PEAK * shapes[name], horizon=T)
@@ -66,20 +73,26 @@ def main() -> int:
     keep = steps >= FIT_FROM
     pilots = [o.PilotRun(schedule(n), steps[keep], curves[n][keep]) for n in PILOTS]
     models = {}
-    for label, fitter in (("power-law RF (optsched.loss_models.fitted)", o.fit),
-                          ("multi-power law", o.fit_multi_power_law),
-                          ("convex bound", o.fit_convex_bound)):
+    for label, fitter in (
+        ("power-law RF (optsched.loss_models.fitted)", o.fit),
+        ("multi-power law", o.fit_multi_power_law),
+        ("convex bound", o.fit_convex_bound),
+    ):
         t0 = time.perf_counter()
         models[label] = fitter(pilots)
         print(f"fitted {label} in {time.perf_counter() - t0:.0f} s", flush=True)
 
-    lines = [f"# benchmarks/fit_char_lm.py: char_lm small, T = {T}, peak {PEAK}, fit on "
-             f"{' + '.join(PILOTS)} ({int(keep.sum())} validation points each, steps "
-             f"{FIT_FROM} .. {T}); "
-             f"{(time.perf_counter() - t_start) / 60:.1f} min", "",
-             "| schedule | measured final val loss | "
-             + " | ".join(f"{m} (error)" for m in models) + " |",
-             "|---|---|" + "---|" * len(models)]
+    lines = [
+        f"# benchmarks/fit_char_lm.py: char_lm small, T = {T}, peak {PEAK}, fit on "
+        f"{' + '.join(PILOTS)} ({int(keep.sum())} validation points each, steps "
+        f"{FIT_FROM} .. {T}); "
+        f"{(time.perf_counter() - t_start) / 60:.1f} min",
+        "",
+        "| schedule | measured final val loss | "
+        + " | ".join(f"{m} (error)" for m in models)
+        + " |",
+        "|---|---|" + "---|" * len(models),
+    ]
     errors = {m: [] for m in models}
     for name in PILOTS + HELD_OUT:
         f = finals[name]
@@ -92,8 +105,11 @@ def main() -> int:
             if name in HELD_OUT:
                 errors[label].append(abs(err))
         lines.append(f"| {name} | {f.mean():.4f}{spread} | " + " | ".join(cells) + " |")
-    lines += ["", "mean |error| on the held-out schedules: "
-              + ", ".join(f"{m} {100 * np.mean(e):.2f}%" for m, e in errors.items())]
+    lines += [
+        "",
+        "mean |error| on the held-out schedules: "
+        + ", ".join(f"{m} {100 * np.mean(e):.2f}%" for m, e in errors.items()),
+    ]
     plrf = models["power-law RF (optsched.loss_models.fitted)"]
     v, e = plrf.values(), plrf.stderr
     lines.append("power-law RF fit: " + ", ".join(f"{k} = {v[k]:.4g} +- {e[k]:.2g}" for k in v))
@@ -112,12 +128,17 @@ def train_all(cfg, shapes, steps, t_start):
     for name in PILOTS + HELD_OUT:
         lr = PEAK * shapes[name]
         seeds = (0,) if name in PILOTS else (0, 1)
-        runs = [np.asarray(run(jax.random.PRNGKey(s), jnp.asarray(lr, dtype=char_lm.F32))[0])
-                for s in seeds]
+        runs = [
+            np.asarray(run(jax.random.PRNGKey(s), jnp.asarray(lr, dtype=char_lm.F32))[0])
+            for s in seeds
+        ]
         curves[name] = runs[0]
         finals[name] = np.array([r[-1] for r in runs])
-        print(f"{name:<9} final val loss {finals[name].mean():.4f} "
-              f"({time.perf_counter() - t_start:.0f} s)", flush=True)
+        print(
+            f"{name:<9} final val loss {finals[name].mean():.4f} "
+            f"({time.perf_counter() - t_start:.0f} s)",
+            flush=True,
+        )
     return curves, finals
 
 
@@ -127,13 +148,20 @@ def _plot(curves, steps, models, schedule, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.8),
-                             constrained_layout=True, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(5 * len(models), 3.8), constrained_layout=True, sharey=True
+    )
     for ax, (label, model) in zip(axes, models.items(), strict=True):
         for i, (name, curve) in enumerate(curves.items()):
             color = f"C{i}"
-            ax.plot(steps, curve, "o", ms=3, color=color,
-                    label=f"{name} ({'fit' if name in PILOTS else 'held out'})")
+            ax.plot(
+                steps,
+                curve,
+                "o",
+                ms=3,
+                color=color,
+                label=f"{name} ({'fit' if name in PILOTS else 'held out'})",
+            )
             t = np.arange(1, schedule(name).horizon + 1)
             ax.plot(t, model.predict(schedule(name), t), "-", lw=1, color=color)
         ax.set(xlabel="step", title=f"{label}: lines predict", ylim=(None, curves["constant"][3]))

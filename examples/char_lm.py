@@ -10,7 +10,8 @@ small grid, with several seeds:
 * ``optsched``: the optimal schedule of the model problem, solved at this horizon and exported
   with ``optsched.to_optax(solution, peak_lr=peak)``. Which problem: the source paper reports that
   transformers trained on language modelling behave as in the *easy* phase, so the rule used here
-  is the easy-phase reference problem of MODEL.md (a = 2.5, b = 1.2, N = infinity) solved at the
+  is the easy-phase reference problem of docs/model.md (a = 2.5, b = 1.2, N = infinity) solved at
+  the
   run's horizon. Only the *shape* transfers (AdamW is not SGD); the peak is tuned like the others.
   Fitting ``(a, b)`` to pilot runs is the job of ``optsched.loss_models.fitted`` (not used here).
 * ``cosine`` to zero, ``linear`` to zero, and ``wsd`` (constant, then a linear cooldown over the
@@ -42,10 +43,24 @@ import optsched as o
 
 SIZES = {
     # name: (width, layers, heads, context, batch, steps, peak grid)
-    "small": dict(width=64, layers=2, heads=4, context=64, batch=32, steps=800,
-                  peaks=(4e-3, 8e-3, 1.6e-2, 3.2e-2)),
-    "large": dict(width=256, layers=6, heads=8, context=256, batch=64, steps=10000,
-                  peaks=(3e-4, 6e-4, 1.2e-3, 2.4e-3)),
+    "small": dict(
+        width=64,
+        layers=2,
+        heads=4,
+        context=64,
+        batch=32,
+        steps=800,
+        peaks=(4e-3, 8e-3, 1.6e-2, 3.2e-2),
+    ),
+    "large": dict(
+        width=256,
+        layers=6,
+        heads=8,
+        context=256,
+        batch=64,
+        steps=10000,
+        peaks=(3e-4, 6e-4, 1.2e-3, 2.4e-3),
+    ),
 }
 F32 = jnp.float32
 
@@ -132,7 +147,7 @@ def make_trainer(cfg, train_tokens, val_tokens, val_seqs: int = 256, evals: int 
     C, B, T = cfg["context"], cfg["batch"], cfg["steps"]
     train_tokens = jnp.asarray(train_tokens, dtype=jnp.int32)
     starts = np.linspace(0, len(val_tokens) - C - 2, val_seqs).astype(np.int64)
-    val_batch = jnp.asarray(np.stack([val_tokens[s:s + C + 1] for s in starts]), dtype=jnp.int32)
+    val_batch = jnp.asarray(np.stack([val_tokens[s : s + C + 1] for s in starts]), dtype=jnp.int32)
     optimizer = optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.1)
     chunk = T // evals
 
@@ -178,7 +193,7 @@ def make_trainer(cfg, train_tokens, val_tokens, val_seqs: int = 256, evals: int 
 def shapes(steps: int) -> dict[str, np.ndarray]:
     """Per-step learning rate of each schedule with peak 1, warmup included, ``(steps,)``."""
     problem = o.PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=4)  # N = infinity
-    solution = o.solve(problem, steps, lr_max=2.0)
+    solution = o.solve(problem, steps, 2.0)
     t = jnp.arange(steps)
     out = {"optsched": np.asarray(o.to_optax(solution, peak_lr=1.0)(t))}
     for name, kwargs in {"cosine": {}, "linear": {}, "wsd": {"cooldown": 0.2}}.items():
@@ -192,8 +207,13 @@ def main(argv=None) -> int:
     parser.add_argument("--size", choices=tuple(SIZES), default="small")
     parser.add_argument("--seeds", type=int, default=3, help="seeds at the tuned peak")
     parser.add_argument("--steps", type=int, default=None, help="override the size's horizon")
-    parser.add_argument("--peaks", type=float, nargs="+", default=None,
-                        help="override the size's peak learning-rate grid")
+    parser.add_argument(
+        "--peaks",
+        type=float,
+        nargs="+",
+        default=None,
+        help="override the size's peak learning-rate grid",
+    )
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
     cfg = dict(SIZES[args.size])
@@ -208,8 +228,11 @@ def main(argv=None) -> int:
     train, val = corpus()
     run = make_trainer(cfg, train, val)
     lr_shapes = shapes(cfg["steps"])
-    print(f"corpus: {len(train):,} train / {len(val):,} validation bytes; "
-          f"{args.size}: {json.dumps({k: v for k, v in cfg.items() if k != 'peaks'})}", flush=True)
+    print(
+        f"corpus: {len(train):,} train / {len(val):,} validation bytes; "
+        f"{args.size}: {json.dumps({k: v for k, v in cfg.items() if k != 'peaks'})}",
+        flush=True,
+    )
 
     # 1. tune each schedule's peak on the grid (seed 0)
     tuning = {}
@@ -218,8 +241,11 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             vals, _ = run(jax.random.PRNGKey(0), jnp.asarray(peak * shape, dtype=F32))
             tuning[(name, peak)] = float(vals[-1])
-            print(f"  {name:<9} peak {peak:<7g} val {float(vals[-1]):.4f} "
-                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+            print(
+                f"  {name:<9} peak {peak:<7g} val {float(vals[-1]):.4f} "
+                f"({time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
     best = {name: min(cfg["peaks"], key=lambda p, n=name: tuning[(n, p)]) for name in lr_shapes}
 
     # 2. at each tuned peak, more seeds
@@ -252,17 +278,26 @@ def _report(args, cfg, tuning, best, finals, elapsed, out) -> None:
     ]
     for name in finals:
         lines.append(f"| {name} | " + " | ".join(f"{tuning[(name, p)]:.4f}" for p in grid) + " |")
-    lines += ["", f"At the tuned peak, {args.seeds} seeds (0 .. {args.seeds - 1}):", "",
-              "| schedule | tuned peak | mean val loss | std | per seed | vs optsched |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"At the tuned peak, {args.seeds} seeds (0 .. {args.seeds - 1}):",
+        "",
+        "| schedule | tuned peak | mean val loss | std | per seed | vs optsched |",
+        "|---|---|---|---|---|---|",
+    ]
     ref = finals["optsched"]
     for name, v in finals.items():
         diff = v - ref  # same seeds: paired
         lines.append(
             f"| {name} | {best[name]:g} | {v.mean():.4f} | {v.std(ddof=1):.4f} | "
-            + ", ".join(f"{x:.4f}" for x in v) + " | "
-            + ("-" if name == "optsched" else
-               f"{diff.mean():+.4f} +- {diff.std(ddof=1) / math.sqrt(len(v)):.4f}") + " |"
+            + ", ".join(f"{x:.4f}" for x in v)
+            + " | "
+            + (
+                "-"
+                if name == "optsched"
+                else f"{diff.mean():+.4f} +- {diff.std(ddof=1) / math.sqrt(len(v)):.4f}"
+            )
+            + " |"
         )
     text = "\n".join(lines)
     print(text)

@@ -40,14 +40,18 @@ def main(argv=None) -> int:
     problem = PROBLEM  # a=2.5, b=1.2, sigma=0.1, m=4, N=100, M=200 (easy phase)
 
     t0 = time.perf_counter()
-    solution = o.solve(problem, T, lr_max=2.0)
+    solution = o.solve(problem, T, 2.0)
     solve_s = time.perf_counter() - t0
-    schedules = {"optsched": solution.schedule,
-                 "cosine": solution.baselines["cosine"].schedule,
-                 "wsd": solution.baselines["wsd"].schedule}
-    peaks = {"optsched": float(jnp.max(solution.schedule.lr)),
-             "cosine": solution.baselines["cosine"].peak_lr,
-             "wsd": solution.baselines["wsd"].peak_lr}
+    schedules = {
+        "optsched": solution.schedule,
+        "cosine": solution.baselines["cosine"].schedule,
+        "wsd": solution.baselines["wsd"].schedule,
+    }
+    peaks = {
+        "optsched": float(jnp.max(solution.schedule.lr)),
+        "cosine": solution.baselines["cosine"].peak_lr,
+        "wsd": solution.baselines["wsd"].peak_lr,
+    }
     t0 = time.perf_counter()
     runs = compare(problem, schedules, T, R, args.seed)  # each schedule through o.to_optax
     train_s = time.perf_counter() - t0
@@ -68,7 +72,8 @@ def main(argv=None) -> int:
         lines.append(
             f"| {name} | {peaks[name]:.4g} | {r['predicted'][-1]:.5g} | "
             f"{r['mean'][-1]:.5g} +- {r['stderr'][-1]:.2g} | {r['max_abs_z']:.2f} | "
-            + ("1 (reference)" if name == "optsched" else f"{ratio:.4f} +- {err:.4f}") + " |"
+            + ("1 (reference)" if name == "optsched" else f"{ratio:.4f} +- {err:.4f}")
+            + " |"
         )
     text = "\n".join(lines)
     print(text)

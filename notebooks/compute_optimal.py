@@ -19,7 +19,7 @@
 # $\sum_{k > N} k^{-a} \approx N^{-(a-1)}/(a-1)$; the schedule decides how fast the rest is
 # learned. For each budget the best split gives the frontier $L^*(C)$.
 #
-# PAPER_DIGEST §4.4 infers, for the easy phase with the optimal schedule,
+# docs/model.md (compute-optimal section) infers, for the easy phase with the optimal schedule,
 # $N^* \sim C^{1/(a+1)}$, $T^* \sim C^{a/(a+1)}$ and $L^* \sim C^{-(a-1)/(a+1)}$, and flags
 # these as unchecked. This notebook measures them, and compares the frontier of the optimal
 # schedule with that of the optimal constant rate.
@@ -40,8 +40,10 @@ print(result.table())
 for name, front in result.numbers["frontier"].items():
     print(name)
     for point in front:
-        print(f"  C = {point['C']:9.0f}: N* = {point['N']:6.1f}, T* = {point['T']:7.1f}, "
-              f"L* = {point['L']:.4g}")
+        print(
+            f"  C = {point['C']:9.0f}: N* = {point['N']:6.1f}, T* = {point['T']:7.1f}, "
+            f"L* = {point['L']:.4g}"
+        )
 
 # %% [markdown]
 # The optimal schedule's frontier lies below the constant rate's at every budget. Where the

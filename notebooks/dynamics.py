@@ -68,13 +68,19 @@ print(f"largest |z| over steps 1..T: {np.max(np.abs(z[1:])):.2f}")
 # %%
 problem = o.PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=4, features=500)
 T = 1000
-blocks = o.Schedule([0, 10, 100, 600, 900, T - 1], [0.1, 0.3, 0.3, 0.1, 0.02, 0.02], horizon=T,
-                    interpolation="previous")
+blocks = o.Schedule(
+    [0, 10, 100, 600, 900, T - 1],
+    [0.1, 0.3, 0.3, 0.1, 0.02, 0.02],
+    horizon=T,
+    interpolation="previous",
+)
 curves = {m: o.loss_curve(problem, blocks, method=m) for m in ("scan", "blocks", "ode")}
 ends = np.asarray(curves["blocks"].steps)
 exact_at_ends = np.asarray(curves["scan"].loss)[ends]
-print("blocks vs scan, max rel. diff:",
-      np.max(np.abs(np.asarray(curves["blocks"].loss) / exact_at_ends - 1)))
+print(
+    "blocks vs scan, max rel. diff:",
+    np.max(np.abs(np.asarray(curves["blocks"].loss) / exact_at_ends - 1)),
+)
 ax = plot_loss_curves({"exact recursion": curves["scan"], "ODE (diffrax)": curves["ode"]})
 ax.loglog(ends[1:], np.asarray(curves["blocks"].loss)[1:], "o", label="closed-form blocks")
 ax.legend(frameon=False)

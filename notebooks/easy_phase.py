@@ -15,7 +15,7 @@
 # # The easy phase: one schedule shape for every horizon
 #
 # In the power-law random-feature model with eigenvalues $\lambda_k = k^{-b}$ and target power
-# $\lambda_k (w^*_k)^2 = k^{-a}$, the problem is *easy* when $a > b$. Theory (MODEL.md, the
+# $\lambda_k (w^*_k)^2 = k^{-a}$, the problem is *easy* when $a > b$. Theory (docs/model.md, the
 # source paper) says the optimal learning-rate schedule for a horizon of $T$ steps is
 #
 # $$\eta^*_T(t) \simeq T^{-\xi}\,(1 - t/T)^{\delta}, \qquad \xi = 1 - b/a,\quad \delta = 2b - 1,$$
@@ -57,9 +57,14 @@ print(result.table())
 theory = exponents(2.5, 1.2)
 fit = result.numbers["fit"]
 print("horizons:             ", fit["horizons"])
-print("local loss exponents: ", np.round(fit["loss_exponent_local"], 3),
-      f" theory {theory.loss_optimal:.3f}")
+print(
+    "local loss exponents: ",
+    np.round(fit["loss_exponent_local"], 3),
+    f" theory {theory.loss_optimal:.3f}",
+)
 print("local xi:             ", np.round(fit["xi_local"], 3), f" theory {theory.xi:.3f}")
 T = result.numbers["horizons"]
-print("all horizons, local loss exponents:",
-      np.round(-local_exponents(T, result.numbers["final_loss"]), 3))
+print(
+    "all horizons, local loss exponents:",
+    np.round(-local_exponents(T, result.numbers["final_loss"]), 3),
+)

@@ -34,7 +34,7 @@ QUICK = os.environ.get("OPTSCHED_QUICK", "0") == "1"
 # The export itself is one line; the schedule is a jit-able function of optax's step count:
 
 # %%
-solution = o.solve(export_to_optax.PROBLEM, 300, lr_max=2.0)
+solution = o.solve(export_to_optax.PROBLEM, 300, 2.0)
 lr_schedule = o.to_optax(solution)
 optimizer = optax.sgd(learning_rate=lr_schedule)
 print("lr at steps 0, 10, 150, 299:", [float(lr_schedule(t)) for t in (0, 10, 150, 299)])
@@ -52,5 +52,7 @@ print(result.table())
 for name in ("optsched", "cosine", "wsd"):
     r = result.numbers[name]
     ratio, err = r["ratio_to_optsched"]
-    print(f"{name:8s} predicted {r['predicted_final']:.5g}, measured {r['measured_final']:.5g} "
-          f"+- {r['measured_stderr']:.2g}; / optsched {ratio:.4f} +- {err:.4f}")
+    print(
+        f"{name:8s} predicted {r['predicted_final']:.5g}, measured {r['measured_final']:.5g} "
+        f"+- {r['measured_stderr']:.2g}; / optsched {ratio:.4f} +- {err:.4f}"
+    )

@@ -17,7 +17,7 @@
 # When $a < b$ the target's power sits in modes that SGD learns slowly. Theory says the optimal
 # schedule then stays at the learning-rate cap $\eta_{max}$ for most of training and anneals
 # only at the end, over a fraction of $T$ that *vanishes* as $T$ grows; the final loss falls
-# like $T^{-(a-1)/b}$. The law of the anneal fraction is not settled (MODEL.md measured
+# like $T^{-(a-1)/b}$. The law of the anneal fraction is not settled (docs/model.md measured
 # $\sim T^{-0.30}$ at small $T$); here it is measured over more decades, at infinite width, for
 # $a = 1.3$, $b = 2.75$, $\sigma = 0.7$, $\eta_{max} = 1$.
 

@@ -16,8 +16,8 @@
 #
 # Every `optsched.solver.solve` also tunes the standard schedules, each at its own best parameters:
 # the optimal constant rate, the optimal power law $\eta_0 (1 + t)^{-\chi}$, cosine, linear and
-# WSD. Theory (MODEL.md): the optimal schedule's loss falls like $T^{-(a-1)/a}$ (easy) or
-# $T^{-(a-1)/b}$ (hard); the optimal constant like $T^{-(a-1)/(a-1+b)}$ (derived in MODEL.md,
+# WSD. Theory (docs/model.md): the optimal schedule's loss falls like $T^{-(a-1)/a}$ (easy) or
+# $T^{-(a-1)/b}$ (hard); the optimal constant like $T^{-(a-1)/(a-1+b)}$ (derived in docs/model.md,
 # to be checked). The optimum should beat the constant and the power law *in rate*: the margin
 # should grow with $T$. The solves are shared with the easy- and hard-phase notebooks.
 
@@ -33,8 +33,11 @@ result.figures["loss_scaling"]
 # %%
 print(result.table())
 for phase in ("easy", "hard"):
-    print(phase, "fitted loss exponents (T >= 1000):",
-          {k: round(v, 3) for k, v in result.numbers[phase]["fitted_exponent"].items()})
+    print(
+        phase,
+        "fitted loss exponents (T >= 1000):",
+        {k: round(v, 3) for k, v in result.numbers[phase]["fitted_exponent"].items()},
+    )
 
 # %% [markdown]
 # Margins of the optimum over each baseline, per horizon (in percent):

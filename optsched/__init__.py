@@ -1,105 +1,108 @@
 """optsched: optimal training schedules from a solvable model of SGD.
 
-Importing optsched turns on JAX's float64 mode (``jax_enable_x64``): the loss dynamics span many
-decades (eigenvalues ``k**-b`` down to 1e-12 and below, horizons of 1e6 steps) and float32 would
-be silently inaccurate. Arrays you create after the import default to float64 too.
+Data flows one way::
 
-The public names, in the order data flows through them::
+    loss model (PowerLawProblem | FittedProblem | MultiPowerLaw | ConvexBound)
+        -> solve(model, horizon, controls)  ->  Solution (schedule, baselines, result, stats)
+        -> to_optax / save / export
 
-    PowerLawProblem -> mode_grid / spectrum -> Schedule -> loss_curve / dynamics -> simulate
-                                                      -> solve -> Solution -> save / load
-                                                                         -> to_optax / transfer
+The power-law random-feature model lives in :mod:`optsched.model`, its loss dynamics in
+:mod:`optsched.dynamics`, the solver in :mod:`optsched.solver`, the loss models of real runs and
+their fits in :mod:`optsched.loss_models`, files in :mod:`optsched.io` and the hand-over to
+training loops in :mod:`optsched.export`.
+
+Importing optsched changes no JAX setting. Its own computations run in float64 inside a scoped
+context (:func:`float64`); the optax schedules it exports compute in the caller's precision.
 """
 
-import jax as _jax
+from importlib.metadata import PackageNotFoundError as _NotFound
+from importlib.metadata import version as _version
 
-_jax.config.update("jax_enable_x64", True)
+from ._precision import float64
+from .dynamics.base import AbstractDynamics, Trajectory, UnsupportedScheduleError
+from .dynamics.momentum import MomentumRecursion
+from .dynamics.ode import ContinuousTime
+from .dynamics.sgd import BlockPropagation, StepRecursion, max_stable_lr
+from .evaluate import DivergenceError, loss_curve, make_spectrum
+from .export import batch_size_schedule, batches, to_csv, to_optax, to_optax_momentum
+from .io import ScheduleFileError, load
+from .loss_models.base import AbstractLossModel
+from .loss_models.convex import ConvexBound, fit_convex_bound, refine_from_grad_norms
+from .loss_models.fitted import FittedProblem, PilotRun, fit
+from .loss_models.multipower import MultiPowerLaw, fit_multi_power_law
+from .model import theory
+from .model.problem import PowerLawProblem
+from .model.spectrum import ModeGrid, Spectrum, mode_grid, spectrum
+from .schedule import Schedule
+from .simulate import SimulationResult, simulate
+from .solver.baselines import BaselineResult, family
+from .solver.parameterisation import LearningRate, LearningRateBatch, LearningRateMomentum
+from .solver.solution import RESULTS, Solution, SolveError
+from .solver.solve import LBFGS, solve, solve_many
+from .transfer import transfer
+from .wallclock import BudgetSweep, budget_sweep
 
-from .dynamics.base import AbstractDynamics, Trajectory  # noqa: E402
-from .dynamics.momentum import MomentumRecursion  # noqa: E402
-from .dynamics.ode import ContinuousTime  # noqa: E402
-from .dynamics.sgd import (  # noqa: E402
-    BlockPropagation,
-    StepRecursion,
-    max_stable_lr,
-    propagate_blocks,
-    stability_margin,
-)
-from .evaluate import DivergenceError, loss_curve, make_spectrum  # noqa: E402
-from .export import (  # noqa: E402
-    batch_size_schedule,
-    batches,
-    to_csv,
-    to_optax,
-    to_optax_momentum,
-    to_optax_source,
-)
-from .io import ScheduleFileError, load  # noqa: E402
-from .loss_models.base import AbstractLossModel, ModelSolution, solve_model  # noqa: E402
-from .loss_models.convex import ConvexBound, fit_convex_bound, refine_from_grad_norms  # noqa: E402
-from .loss_models.fitted import FittedProblem, PilotRun, fit  # noqa: E402
-from .loss_models.multipower import MultiPowerLaw, fit_multi_power_law  # noqa: E402
-from .model import theory  # noqa: E402
-from .model.problem import PowerLawProblem  # noqa: E402
-from .model.spectrum import ModeGrid, Spectrum, mode_grid, spectrum  # noqa: E402
-from .schedule import Schedule, expand  # noqa: E402
-from .simulate import SimulationResult, simulate  # noqa: E402
-from .solver.baselines import BaselineResult, family, tune_baselines  # noqa: E402
-from .solver.solve import Solution, solve, solve_many  # noqa: E402
-from .transfer import transfer  # noqa: E402
-from .wallclock import BudgetSweep, budget_sweep  # noqa: E402
-
-__version__ = "0.1.0"
+try:
+    __version__ = _version("optsched")
+except _NotFound:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
-    "AbstractDynamics",
-    "BaselineResult",
-    "ScheduleFileError",
-    "Solution",
+    # the model and its loss
+    "PowerLawProblem",
+    "Schedule",
     "family",
-    "load",
+    "loss_curve",
+    "simulate",
+    "theory",
+    "ModeGrid",
+    "Spectrum",
+    "mode_grid",
+    "spectrum",
+    "make_spectrum",
+    "max_stable_lr",
+    "Trajectory",
+    "SimulationResult",
+    "DivergenceError",
+    # dynamics
+    "AbstractDynamics",
+    "StepRecursion",
+    "BlockPropagation",
+    "MomentumRecursion",
+    "ContinuousTime",
+    "UnsupportedScheduleError",
+    # solving, for every loss model
     "solve",
     "solve_many",
-    "fit",
-    "PilotRun",
-    "FittedProblem",
+    "Solution",
+    "RESULTS",
+    "SolveError",
+    "LBFGS",
+    "LearningRate",
+    "LearningRateMomentum",
+    "LearningRateBatch",
+    "BaselineResult",
+    "transfer",
+    "BudgetSweep",
+    "budget_sweep",
+    # loss models of real runs and their fits
     "AbstractLossModel",
-    "ModelSolution",
-    "solve_model",
+    "FittedProblem",
+    "PilotRun",
+    "fit",
     "MultiPowerLaw",
     "fit_multi_power_law",
     "ConvexBound",
     "fit_convex_bound",
     "refine_from_grad_norms",
-    "theory",
-    "tune_baselines",
+    # files and export
+    "load",
+    "ScheduleFileError",
+    "to_optax",
+    "to_optax_momentum",
     "batch_size_schedule",
     "batches",
     "to_csv",
-    "to_optax",
-    "to_optax_momentum",
-    "to_optax_source",
-    "transfer",
-    "BudgetSweep",
-    "budget_sweep",
-    "BlockPropagation",
-    "ContinuousTime",
-    "DivergenceError",
-    "ModeGrid",
-    "MomentumRecursion",
-    "PowerLawProblem",
-    "Schedule",
-    "SimulationResult",
-    "Spectrum",
-    "StepRecursion",
-    "Trajectory",
-    "expand",
-    "loss_curve",
-    "make_spectrum",
-    "max_stable_lr",
-    "mode_grid",
-    "propagate_blocks",
-    "simulate",
-    "spectrum",
-    "stability_margin",
+    # precision
+    "float64",
 ]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import sys
 import time
 
 import numpy as np
 
 EXAMPLE = dict(a=2.5, b=1.2, sigma=0.1, batch=4.0, features="500", horizon=1000)
-"""The built-in example: the easy-phase reference problem of MODEL.md."""
+"""The built-in example: the easy-phase reference problem of docs/model.md."""
 
 
 class UsageError(Exception):
@@ -31,8 +30,14 @@ def _problem_args(p: argparse.ArgumentParser) -> None:
 def _problem(args):
     from .model.problem import PowerLawProblem
 
-    return PowerLawProblem(a=args.a, b=args.b, sigma=args.sigma, batch=args.batch,
-                           features=args.features, teacher_modes=args.teacher_modes)
+    return PowerLawProblem(
+        a=args.a,
+        b=args.b,
+        sigma=args.sigma,
+        batch=args.batch,
+        features=args.features,
+        teacher_modes=args.teacher_modes,
+    )
 
 
 def cmd_curve(args) -> int:
@@ -47,15 +52,30 @@ def cmd_curve(args) -> int:
     traj = loss_curve(problem, schedule, method="scan")
     elapsed = time.perf_counter() - t0
     loss = np.asarray(traj.loss)  # the scan reports every step 0 .. T
-    shown = np.unique(np.concatenate([[0], np.round(np.geomspace(1, args.horizon, 12)),
-                                      [args.horizon]]).astype(int))
+    shown = np.unique(
+        np.concatenate([[0], np.round(np.geomspace(1, args.horizon, 12)), [args.horizon]]).astype(
+            int
+        )
+    )
     if args.json:
-        print(json.dumps({"horizon": args.horizon, "schedule": args.schedule, "lr": args.lr,
-                          "problem": problem.to_dict(), "final_loss": float(loss[-1]),
-                          "steps": shown.tolist(), "loss": loss[shown].tolist()}))
+        print(
+            json.dumps(
+                {
+                    "horizon": args.horizon,
+                    "schedule": args.schedule,
+                    "lr": args.lr,
+                    "problem": problem.to_dict(),
+                    "final_loss": float(loss[-1]),
+                    "steps": shown.tolist(),
+                    "loss": loss[shown].tolist(),
+                }
+            )
+        )
     else:
-        print(f"problem  a={args.a:g} b={args.b:g} sigma={args.sigma:g} m={args.batch:g} "
-              f"N={args.features}  ({problem.phase} phase)")
+        print(
+            f"problem  a={args.a:g} b={args.b:g} sigma={args.sigma:g} m={args.batch:g} "
+            f"N={args.features}  ({problem.phase} phase)"
+        )
         print(f"schedule {args.schedule}, peak lr {args.lr:g}, horizon {args.horizon}")
         print(f"{'step':>10}  {'lr':>10}  {'excess loss':>12}")
         for t in shown:
@@ -72,8 +92,11 @@ def cmd_curve(args) -> int:
 
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
         plot_schedules({args.schedule: schedule}, ax=ax1)
-        plot_loss_curves({args.schedule: traj}, ax=ax2,
-                         title=f"a={args.a:g}, b={args.b:g} ({problem.phase} phase)")
+        plot_loss_curves(
+            {args.schedule: traj},
+            ax=ax2,
+            title=f"a={args.a:g}, b={args.b:g} ({problem.phase} phase)",
+        )
         fig.savefig(args.plot, dpi=120)
         if not args.json:
             print(f"plot written to {args.plot}")
@@ -94,6 +117,7 @@ def _progress(quiet: bool):
 
 
 def cmd_solve(args) -> int:
+    from .solver.parameterisation import LearningRate, LearningRateBatch, LearningRateMomentum
     from .solver.solve import solve
 
     if args.batch_schedule != (args.sample_budget is not None):
@@ -104,70 +128,92 @@ def cmd_solve(args) -> int:
         raise UsageError(f"horizon must be >= 1, got {args.horizon}")
     problem = _problem(args)
     show = _progress(args.quiet)
-    solution = solve(problem, args.horizon, args.lr_max, momentum=args.momentum,
-                     batch_budget=args.sample_budget, progress=show)
+    if args.momentum:
+        controls = LearningRateMomentum(lr_max=args.lr_max)
+    elif args.batch_schedule:
+        controls = LearningRateBatch(lr_max=args.lr_max, budget=args.sample_budget)
+    else:
+        controls = LearningRate(lr_max=args.lr_max)
+    solution = solve(problem, args.horizon, controls, progress=show)
     if show:
         sys.stderr.write("\r\033[K")
     solution.save(args.out)
     if not args.quiet:
-        d = solution.diagnostics
-        stable = d["lr_stable_constant"]
-        print(f"{problem.phase} phase (a={args.a:g}, b={args.b:g}); horizon T={args.horizon}; "
-              f"lr <= {solution.lr_max:.4g} (largest stable constant {stable:.4g})")
-        print(f"optimal final excess loss L_T = {solution.final_loss:.6g}  "
-              f"({len(solution.schedule.steps)} knots, {d['time_s']:.1f} s)")
+        d = solution.stats
+        stable = solution.model.default_lr_max() / 0.99
+        print(
+            f"{solution.phase} phase (a={args.a:g}, b={args.b:g}); horizon T={args.horizon}; "
+            f"lr <= {solution.lr_max:.4g} (largest stable constant {stable:.4g})"
+        )
+        print(
+            f"optimal final excess loss L_T = {solution.final_loss:.6g}  "
+            f"({len(solution.schedule.steps)} knots, {d['time_s']:.1f} s)"
+        )
         if args.momentum or args.batch_schedule:
             what = "momentum" if args.momentum else f"batch sizes (budget {args.sample_budget:g})"
             gain = d["lr_only_final_loss"] / solution.final_loss - 1
-            print(f"  with {what}: {100 * gain:.2f}% better than the optimal learning rate "
-                  f"alone ({d['lr_only_final_loss']:.6g})")
+            print(
+                f"  with {what}: {100 * gain:.2f}% better than the optimal learning rate "
+                f"alone ({d['lr_only_final_loss']:.6g})"
+            )
         for name, res in sorted(solution.baselines.items(), key=lambda kv: kv[1].final_loss):
             gain = res.final_loss / solution.final_loss - 1
-            print(f"  beats {name:<10} (peak {res.peak_lr:.4g}): {res.final_loss:.6g}  "
-                  f"by {100 * gain:.2f}%")
+            print(
+                f"  beats {name:<10} (peak {res.peak_lr:.4g}): {res.final_loss:.6g}  "
+                f"by {100 * gain:.2f}%"
+            )
         print(f"schedule written to {args.out}")
     return 0
 
 
-def _evaluation_spectrum(problem, horizon: int):
-    """Exact modes when they fit in memory and time; the mode quadrature otherwise."""
-    import math
-
-    from .model.spectrum import mode_grid, spectrum
-
-    if math.isfinite(problem.features) and problem.features * horizon <= 2e9:
-        return spectrum(problem, mode_grid(problem.features, b=float(problem.b), method="exact")), \
-            "exact recursion, exact modes"
-    grid = mode_grid(problem.features, b=float(problem.b), max_time=10.0 * horizon)
-    return spectrum(problem, grid), "exact recursion, mode quadrature"
-
-
 def cmd_evaluate(args) -> int:
     from .dynamics.base import divergence_flag
+    from .dynamics.choice import modes_for
     from .dynamics.momentum import momentum_losses
     from .dynamics.sgd import step_losses
     from .io import load
 
     f = load(args.file)
-    sched, problem = f.schedule, f.problem
-    spec, how = _evaluation_spectrum(problem, sched.horizon)
+    if f.problem is None:
+        raise UsageError(
+            f"{args.file} was solved on a {f.model.get('kind', 'loss')} model, not "
+            "the power-law problem: there is no recursion to evaluate it with"
+        )
+    sched, problem = f.schedule.to_units("model"), f.problem
+    spec = modes_for(problem, 10.0 * sched.intrinsic_time(), exact=True, horizon=sched.horizon)
+    how = "exact recursion, " + (
+        "exact modes" if spec.size == problem.features else "mode quadrature"
+    )
     lr, beta, m = sched.per_step(problem.batch)
-    lr = lr * f.lr_scale  # files from `optsched fit` hold the runs' own units
     if sched.momentum is not None:
-        losses = momentum_losses(spec, lr, beta, m, form=f.momentum_form)
+        losses = momentum_losses(spec, lr, beta, m, form=sched.momentum_form)
     else:
         losses = step_losses(spec, lr, m)
     final = float(losses[-1])
     if bool(divergence_flag(losses, spec.noise)):
         raise UsageError(f"the schedule in {args.file} makes SGD diverge on its problem")
+    if f.model.get("kind") == "FittedProblem" and "fit" in f.diagnostics:
+        fit = f.diagnostics["fit"].get("values", {})
+        if "loss_scale" in fit:  # report in the runs' units, as the file predicted
+            final = fit["loss_floor"] + fit["loss_scale"] * final
     if args.json:
-        print(json.dumps({"final_loss": final, "horizon": sched.horizon, "method": how,
-                          "predicted_final_loss": f.predicted_final_loss}))
+        print(
+            json.dumps(
+                {
+                    "final_loss": final,
+                    "horizon": sched.horizon,
+                    "method": how,
+                    "predicted_final_loss": f.predicted_final_loss,
+                }
+            )
+        )
     else:
         print(f"{args.file}: final excess loss L_T = {final:.6g} at T = {sched.horizon} ({how})")
         if f.predicted_final_loss is not None:
-            print(f"predicted in the file: {f.predicted_final_loss:.6g} "
-                  f"(relative difference {final / f.predicted_final_loss - 1:+.2e})")
+            print(
+                f"predicted in the file: {f.predicted_final_loss:.6g} "
+                f"(relative difference {final / f.predicted_final_loss - 1:+.2e})"
+            )
     return 0
 
 
@@ -214,13 +260,18 @@ def cmd_reproduce(args) -> int:
         sys.stderr.write("\n")
     from .reproduce import Check
 
-    checks = [Check(**{k: v for k, v in c.items() if k != "passed"})
-              for entry in results["experiments"].values() for c in entry["checks"]]
+    checks = [
+        Check(**{k: v for k, v in c.items() if k != "passed"})
+        for entry in results["experiments"].values()
+        for c in entry["checks"]
+    ]
     if not args.quiet:
         print(checks_table(checks))
         passed = sum(c.passed for c in checks)
-        print(f"\n{passed}/{len(checks)} checks within tolerance; figures and results.json in "
-              f"{args.out}")
+        print(
+            f"\n{passed}/{len(checks)} checks within tolerance; figures and results.json in "
+            f"{args.out}"
+        )
     return 0
 
 
@@ -250,7 +301,8 @@ def read_runs(path) -> list:
                     rows.setdefault(row["run"], []).append((int(row["step"]), lr, loss))
                 except ValueError:
                     raise UsageError(
-                        f"{path}, line {line}: step, lr and loss must be numbers") from None
+                        f"{path}, line {line}: step, lr and loss must be numbers"
+                    ) from None
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from None
     runs = []
@@ -272,8 +324,10 @@ def read_runs(path) -> list:
 
 
 def cmd_fit(args) -> int:
-    from .io import to_json
+    from .io import to_json, write_json
     from .loss_models.fitted import fit
+    from .solver.parameterisation import LearningRate
+    from .solver.solve import solve
 
     if args.horizon < 1:
         raise UsageError(f"horizon must be >= 1, got {args.horizon}")
@@ -285,22 +339,26 @@ def cmd_fit(args) -> int:
     lr_max = args.lr_max or max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
     if show:
         show(f"solving T = {args.horizon}")
-    solution, real = fitted.solve(args.horizon, lr_max, progress=show)
-    data = to_json(solution)
-    data["lr"] = np.asarray(real.lr).tolist()
-    data["lr_scale"] = fitted.lr_scale
-    predicted = fitted.predict(real)
-    data["fit"] = {"values": fitted.values(), "stderr": fitted.stderr,
-                   "residual_rms_log_loss": fitted.residual_rms, "runs": len(runs),
-                   "lr_max": lr_max, "predicted_loss_real_units": float(predicted[-1])}
-    pathlib.Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
+    solution = solve(fitted, args.horizon, LearningRate(lr_max=lr_max), progress=show)
+    data = to_json(solution)  # the schedule in the runs' units, with the fit's lr_scale
+    data["diagnostics"]["fit"] = {
+        "values": fitted.values(),
+        "stderr": fitted.stderr,
+        "residual_rms_log_loss": fitted.residual_rms,
+        "runs": len(runs),
+        "lr_max": lr_max,
+    }
+    write_json(data, args.out)
+    predicted = [solution.final_loss]
     if show:
         sys.stderr.write("\n")
     if not args.quiet:
         v, e = fitted.values(), fitted.stderr
         print("fitted: " + ", ".join(f"{k} = {v[k]:.4g} +- {e[k]:.2g}" for k in v))
-        print(f"optimal schedule for T = {args.horizon} (lr <= {lr_max:g}): predicted loss "
-              f"{float(predicted[-1]):.5g}; written to {args.out} (learning rates in your units)")
+        print(
+            f"optimal schedule for T = {args.horizon} (lr <= {lr_max:g}): predicted loss "
+            f"{float(predicted[-1]):.5g}; written to {args.out} (learning rates in your units)"
+        )
     return 0
 
 
@@ -324,14 +382,28 @@ def build_parser() -> argparse.ArgumentParser:
     solve = sub.add_parser("solve", help="optimal learning-rate schedule -> schedule file")
     _problem_args(solve)
     solve.add_argument("--horizon", type=int, required=True, help="SGD steps T")
-    solve.add_argument("--lr-max", type=float, default=None,
-                       help="learning-rate cap (default: 99%% of the largest stable constant)")
-    solve.add_argument("--momentum", action="store_true",
-                       help="also optimise the EMA momentum beta(t) (per-step recursion)")
-    solve.add_argument("--batch-schedule", action="store_true",
-                       help="also optimise the batch size m(t) under --sample-budget")
-    solve.add_argument("--sample-budget", type=float, default=None,
-                       help="samples D = sum_t m_t (batch sizes within [1, 16 D/T])")
+    solve.add_argument(
+        "--lr-max",
+        type=float,
+        default=None,
+        help="learning-rate cap (default: 99%% of the largest stable constant)",
+    )
+    solve.add_argument(
+        "--momentum",
+        action="store_true",
+        help="also optimise the EMA momentum beta(t) (per-step recursion)",
+    )
+    solve.add_argument(
+        "--batch-schedule",
+        action="store_true",
+        help="also optimise the batch size m(t) under --sample-budget",
+    )
+    solve.add_argument(
+        "--sample-budget",
+        type=float,
+        default=None,
+        help="samples D = sum_t m_t (batch sizes within [1, 16 D/T])",
+    )
     solve.add_argument("--out", required=True, help="schedule file to write (JSON)")
     solve.add_argument("--quiet", action="store_true", help="no progress or summary")
     solve.set_defaults(func=cmd_solve)
@@ -343,27 +415,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="schedule file -> CSV (any framework) or optax Python")
     export.add_argument("file")
-    export.add_argument("--format", choices=("csv", "optax-py"), required=True,
-                        help="csv: step,lr,momentum,batch at every step; optax-py: a module "
-                             "defining lr_schedule(count)")
+    export.add_argument(
+        "--format",
+        choices=("csv", "optax-py"),
+        required=True,
+        help="csv: step,lr,momentum,batch at every step; optax-py: a module "
+        "defining lr_schedule(count)",
+    )
     export.add_argument("--out", default=None, help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
 
     fit = sub.add_parser("fit", help="fit the model to pilot runs (CSV) -> optimal schedule file")
     fit.add_argument("runs", help="CSV with columns run, step, lr, loss (see docs)")
     fit.add_argument("--horizon", type=int, required=True, help="steps T of the real run")
-    fit.add_argument("--lr-max", type=float, default=None,
-                     help="learning-rate cap in your units (default: the runs' largest rate)")
+    fit.add_argument(
+        "--lr-max",
+        type=float,
+        default=None,
+        help="learning-rate cap in your units (default: the runs' largest rate)",
+    )
     fit.add_argument("--out", required=True, help="schedule file to write (JSON)")
     fit.add_argument("--quiet", action="store_true")
     fit.set_defaults(func=cmd_fit)
 
-    rep = sub.add_parser("reproduce", help="every figure and measured number of the easy/hard "
-                         "phase study -> PNGs and results.json")
+    rep = sub.add_parser(
+        "reproduce",
+        help="every figure and measured number of the easy/hard "
+        "phase study -> PNGs and results.json",
+    )
     rep.add_argument("--out", required=True, help="folder for the figures and results.json")
     rep.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes on CPU)")
-    rep.add_argument("--only", nargs="+", default=None, metavar="EXPERIMENT",
-                     help="run only these experiments (default: all)")
+    rep.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="EXPERIMENT",
+        help="run only these experiments (default: all)",
+    )
     rep.add_argument("--quiet", action="store_true", help="no progress or table")
     rep.set_defaults(func=cmd_reproduce)
 
@@ -399,10 +487,19 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _enable_compilation_cache()
+    from ._precision import float64
+
     try:
-        return args.func(args)
+        with float64():
+            return args.func(args)
     except (UsageError, ValueError) as err:
         print(f"optsched {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        if err.name != "matplotlib":
+            raise
+        print(f"optsched {args.command}: error: plots need matplotlib: "
+              "pip install 'optsched[plot]'", file=sys.stderr)
         return 2
 
 

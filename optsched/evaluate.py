@@ -8,46 +8,34 @@ returning ``inf``/``NaN``.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import jax.numpy as jnp
 import numpy as np
 
-from .dynamics.base import AbstractDynamics, Trajectory, blown_up
-from .dynamics.momentum import MomentumForm, MomentumRecursion
-from .dynamics.ode import ContinuousTime
-from .dynamics.sgd import BlockPropagation, StepRecursion, max_stable_lr
+from ._precision import with_float64
+from .dynamics.base import Trajectory, blown_up
+from .dynamics.choice import Method, dynamics_for
+from .dynamics.sgd import max_stable_lr
 from .model.problem import PowerLawProblem
 from .model.spectrum import ModeGrid, Spectrum, mode_grid, spectrum
 from .schedule import Schedule
 
-__all__ = ["DivergenceError", "loss_curve", "make_spectrum", "dynamics_for"]
-
-Method = Literal["auto", "scan", "blocks", "ode"]
+__all__ = ["DivergenceError", "loss_curve", "make_spectrum"]
 
 
 class DivergenceError(ValueError):
     """The schedule makes SGD diverge on this problem."""
 
 
-def dynamics_for(schedule: Schedule, method: Method = "auto",
-                 form: MomentumForm = "ema") -> AbstractDynamics:
-    """The dynamics ``method`` names for ``schedule`` (``"auto"``: blocks for piecewise-constant
-    SGD schedules, the exact per-step recursion otherwise)."""
-    if method not in ("auto", "scan", "blocks", "ode"):
-        raise ValueError(f"method must be 'auto', 'scan', 'blocks' or 'ode', got {method!r}")
-    if schedule.momentum is not None:
-        if method in ("blocks", "ode"):
-            raise ValueError(f"method={method!r} supports plain SGD only; use 'scan' for momentum")
-        return MomentumRecursion(form=form)
-    if method == "auto":
-        method = "blocks" if schedule.interpolation == "previous" else "scan"
-    return {"scan": StepRecursion, "blocks": BlockPropagation, "ode": ContinuousTime}[method]()
-
-
-def make_spectrum(problem: PowerLawProblem, schedule: Schedule | None = None, *,
-                  grid: ModeGrid | None = None, max_time: float | None = None,
-                  **grid_kwargs) -> Spectrum:
+@with_float64
+def make_spectrum(
+    problem: PowerLawProblem,
+    schedule: Schedule | None = None,
+    *,
+    grid: ModeGrid | None = None,
+    max_time: float | None = None,
+    **grid_kwargs,
+) -> Spectrum:
     """Modes for ``problem`` accurate up to the schedule's intrinsic time (or ``max_time``)."""
     if grid is None:
         if max_time is None:
@@ -56,12 +44,12 @@ def make_spectrum(problem: PowerLawProblem, schedule: Schedule | None = None, *,
     return spectrum(problem, grid)
 
 
+@with_float64
 def loss_curve(
     problem: PowerLawProblem,
     schedule: Schedule,
     *,
     method: Method = "auto",
-    form: MomentumForm = "ema",
     grid: ModeGrid | None = None,
     check: bool = True,
     **grid_kwargs,
@@ -70,23 +58,27 @@ def loss_curve(
 
     Args:
         problem: the model.
-        schedule: learning rate (and optional momentum/batch) on knots.
+        schedule: learning rate (and optional momentum, in its ``momentum_form``, and batch
+            sizes) on knots; a schedule in real units is converted at its ``lr_scale``.
         method: ``"scan"`` (exact per-step recursion), ``"blocks"`` (closed-form, horizon-free,
-            piecewise-constant schedules only), ``"ode"`` (continuous-time limit) or ``"auto"``.
-        form: momentum form, ``"ema"`` or ``"heavy_ball"`` (when the schedule has momentum).
+            piecewise-constant schedules only), ``"ode"`` (continuous-time limit) or ``"auto"``
+            (see :mod:`optsched.dynamics.choice`).
         grid: the modes to track (default: exact for small ``N``, quadrature otherwise).
         check: raise :class:`DivergenceError` if the run diverges.
 
     Returns:
         A :class:`~optsched.dynamics.base.Trajectory` (loss after ``t`` updates at its steps).
     """
+    if schedule.units == "real":
+        schedule = schedule.to_units("model")
+    dynamics = dynamics_for(schedule, method)
     spec = make_spectrum(problem, schedule, grid=grid, **grid_kwargs)
     if math.isfinite(spec.max_time) and schedule.intrinsic_time() > spec.max_time * (1 + 1e-9):
         raise ValueError(
             f"the schedule's intrinsic time sum(lr) = {schedule.intrinsic_time():.4g} exceeds the "
             f"grid's max_time = {spec.max_time:.4g}; build the grid with a larger max_time"
         )
-    traj = dynamics_for(schedule, method, form).loss_curve(spec, schedule, problem.batch)
+    traj = dynamics.loss_curve(spec, schedule, problem.batch)
     if check and bool(traj.diverged):
         raise DivergenceError(_divergence_message(problem, schedule, spec, traj))
     return traj

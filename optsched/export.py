@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ._precision import with_float64
 from .schedule import Schedule, expand
 
 __all__ = [
@@ -77,8 +78,9 @@ def _check_total_steps(total_steps):
         raise ValueError(f"total_steps must be a positive integer, got {total_steps}")
 
 
-def to_optax(solution, *, peak_lr: float | None = None,
-             total_steps: int | None = None) -> optax.Schedule:
+def to_optax(
+    solution, *, peak_lr: float | None = None, total_steps: int | None = None
+) -> optax.Schedule:
     r"""The learning-rate schedule as an ``optax.Schedule``: ``step -> eta_step``.
 
     With neither option, ``to_optax(s)(t)`` equals the schedule file's expansion at every step
@@ -96,11 +98,11 @@ def to_optax(solution, *, peak_lr: float | None = None,
     """
     sched = schedule_of(solution)
     _check_total_steps(total_steps)
-    values = sched.lr
+    values = np.asarray(sched.lr, dtype=np.float64)  # read in the caller's precision
     if peak_lr is not None:
         if not (math.isfinite(peak_lr) and peak_lr > 0):
             raise ValueError(f"peak_lr must be a positive number, got {peak_lr}")
-        top = float(jnp.max(values))
+        top = float(np.max(values))
         if top <= 0:
             raise ValueError("the schedule is zero everywhere; it has no peak to rescale")
         values = values * (peak_lr / top)
@@ -122,19 +124,26 @@ def to_optax_momentum(solution) -> tuple[optax.Schedule, optax.Schedule]:
         lr, mu = optsched.export.to_optax_momentum(solution)
         opt = optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=mu)
 
-    A schedule without momentum gives ``mu = 0`` and the plain learning rate. A solution solved
-    with ``momentum_form="heavy_ball"`` already is optax's form: ``(eta_t, mu_t)`` are returned
-    as they are.
+    A schedule without momentum gives ``mu = 0`` and the plain learning rate. A schedule whose
+    ``momentum_form`` is ``"heavy_ball"`` already is optax's form: ``(eta_t, mu_t)`` are returned
+    as they are. Both compute in the caller's precision.
     """
     sched = schedule_of(solution)
-    if getattr(solution, "momentum_form", "ema") == "heavy_ball":
-        return sched.lr_at, sched.momentum_at
+    steps, interp = sched.steps, sched.interpolation
+    beta_knots = (
+        np.zeros(len(steps))
+        if sched.momentum is None
+        else np.asarray(sched.momentum, dtype=np.float64)
+    )
 
     def beta_at(t):
-        return sched.momentum_at(jnp.clip(t, 0, None))
+        return expand(steps, beta_knots, jnp.clip(jnp.asarray(t), 0, None), interp)
+
+    if sched.momentum_form == "heavy_ball":  # already optax's trace
+        return sched, beta_at
 
     def learning_rate(count):
-        return sched.lr_at(count) * (1.0 - beta_at(count))
+        return sched(count) * (1.0 - beta_at(count))
 
     def momentum(count):
         count = jnp.asarray(count)
@@ -165,6 +174,7 @@ class BatchSizes(eqx.Module):
         return int(self.sizes[min(int(step), len(self.sizes) - 1)])
 
 
+@with_float64
 def batch_size_schedule(solution, default_batch: float | None = None) -> BatchSizes:
     r"""Round the batch-size schedule to integers so that the total number of samples is kept.
 
@@ -180,8 +190,7 @@ def batch_size_schedule(solution, default_batch: float | None = None) -> BatchSi
     sizes = np.diff(running)
     if np.any(sizes < 1):
         raise ValueError("the batch-size schedule rounds to an empty batch; sizes must be >= 1")
-    return BatchSizes(sizes, float(np.sum(m)), int(running[-1]),
-                      float(np.max(np.abs(sizes - m))))
+    return BatchSizes(sizes, float(np.sum(m)), int(running[-1]), float(np.max(np.abs(sizes - m))))
 
 
 def batches(samples: Iterable, sizes: BatchSizes | Iterable[int]) -> Iterator[list]:
@@ -191,7 +200,7 @@ def batches(samples: Iterable, sizes: BatchSizes | Iterable[int]) -> Iterator[li
     never yielded: the budget was counted in whole batches).
     """
     it = iter(samples)
-    for size in (sizes.sizes if isinstance(sizes, BatchSizes) else sizes):
+    for size in sizes.sizes if isinstance(sizes, BatchSizes) else sizes:
         batch = [x for _, x in zip(range(int(size)), it, strict=False)]
         if len(batch) < size:
             return
@@ -204,6 +213,7 @@ def _problem_batch(solution) -> float:
     return float(problem.batch) if problem is not None else 1.0
 
 
+@with_float64
 def to_csv(solution) -> str:
     """The schedule at every step as CSV text with the header ``step,lr,momentum,batch``.
 
@@ -220,7 +230,7 @@ def to_csv(solution) -> str:
     return out.getvalue()
 
 
-_SOURCE = '''"""Learning-rate schedule exported by optsched {version} (format optsched.schedule/1).
+_SOURCE = '''"""Learning-rate schedule exported by optsched {version} (format optsched.schedule/2).
 
 Horizon T = {horizon} steps, {interpolation!r} interpolation between {knots} knots; the value
 is held after the last knot. Use it as an optax schedule:
@@ -242,11 +252,14 @@ def lr_schedule(count):
 
 _BODIES = {
     "linear": "    return jnp.interp(count.astype(LR.dtype), STEPS.astype(LR.dtype), LR)",
-    "previous": ("    idx = jnp.searchsorted(STEPS, count, side=\"right\") - 1\n"
-                 "    return LR[jnp.clip(idx, 0, STEPS.shape[0] - 1)]"),
+    "previous": (
+        '    idx = jnp.searchsorted(STEPS, count, side="right") - 1\n'
+        "    return LR[jnp.clip(idx, 0, STEPS.shape[0] - 1)]"
+    ),
 }
 
 
+@with_float64
 def to_optax_source(solution) -> str:
     """A self-contained Python module defining ``lr_schedule(count)`` (needs only ``jax``).
 
@@ -256,8 +269,19 @@ def to_optax_source(solution) -> str:
     from . import __version__
 
     sched = schedule_of(solution)
+    if sched.momentum is not None:
+        raise ValueError(
+            "the optax-py export writes the learning rate only, and this schedule has "
+            "momentum; export it as csv, or use to_optax_momentum in Python"
+        )
     steps = "[" + ", ".join(str(int(s)) for s in np.asarray(sched.steps)) + "]"
     lr = "[" + ", ".join(repr(float(v)) for v in np.asarray(sched.lr)) + "]"
-    return _SOURCE.format(version=__version__, horizon=sched.horizon,
-                          interpolation=sched.interpolation, knots=len(sched.steps),
-                          steps=steps, lr=lr, body=_BODIES[sched.interpolation])
+    return _SOURCE.format(
+        version=__version__,
+        horizon=sched.horizon,
+        interpolation=sched.interpolation,
+        knots=len(sched.steps),
+        steps=steps,
+        lr=lr,
+        body=_BODIES[sched.interpolation],
+    )

@@ -14,6 +14,7 @@ every dynamics read knots through it, so that they can never disagree.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Literal
 
 import equinox as eqx
@@ -22,9 +23,22 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-__all__ = ["Interpolation", "Schedule", "block_lengths", "expand", "knot_blocks"]
+from ._precision import with_float64
+
+__all__ = [
+    "Interpolation",
+    "MomentumForm",
+    "Units",
+    "Schedule",
+    "Blocks",
+    "block_lengths",
+    "expand",
+    "knot_blocks",
+]
 
 Interpolation = Literal["linear", "previous"]
+MomentumForm = Literal["ema", "heavy_ball"]
+Units = Literal["model", "real"]
 
 
 @functools.partial(jax.jit, static_argnames="interpolation")
@@ -66,15 +80,36 @@ def _check_steps(steps: np.ndarray, horizon: int) -> None:
 
 
 class Schedule(eqx.Module):
-    """Learning rate (and optionally momentum and batch size) on knots over ``horizon`` steps.
+    r"""Learning rate (and optionally momentum and batch size) on knots over ``horizon`` steps.
+
+    A schedule is itself an optax schedule: ``schedule(count)`` is the learning rate at step
+    ``count`` (an int32 or int64 scalar or array, under ``jit`` too), computed in the caller's
+    precision, holding the last value after the horizon.
+
+    **Units.** ``units="model"`` means the learning rate the loss model's equations see;
+    ``units="real"`` means the units of a real training run, with ``lr_scale`` model learning-rate
+    units per real one (:math:`\eta^{model} = s_\eta\,\eta^{real}`, fitted from pilot runs).
+    :meth:`to_units` converts; steps are the same in both. ``units=None`` (the default for a
+    schedule you write yourself) means "in the units of whatever model reads it": every model
+    reads it as it is. Schedules that optsched returns always say their units.
+
+    **Momentum.** ``momentum_form="ema"`` reads the momentum knots as :math:`\beta` of
+    :math:`v \leftarrow \beta v + (1-\beta) g`; ``"heavy_ball"`` as :math:`\mu` of optax's trace
+    :math:`\tau \leftarrow g + \mu\tau` (see :mod:`optsched.dynamics.momentum`).
 
     Attributes:
-        steps: knot steps, ints, strictly increasing from 0 to ``horizon - 1``, shape ``(K,)``.
+        steps: knot steps, int64, strictly increasing from 0 to ``horizon - 1``, shape ``(K,)``.
         lr: learning rate at each knot, shape ``(K,)``.
-        momentum: EMA momentum ``beta`` at each knot, or ``None`` (plain SGD).
+        momentum: momentum at each knot (in ``momentum_form``), or ``None`` (plain SGD).
         batch: batch size at each knot, or ``None`` (the problem's batch size).
         horizon: number of SGD steps ``T``.
         interpolation: ``"linear"`` or ``"previous"`` (see :func:`expand`).
+        momentum_form: ``"ema"`` or ``"heavy_ball"``.
+        units: ``"model"``, ``"real"`` or ``None`` (unspecified).
+        lr_scale: model learning rate per unit of ``lr`` (1 unless ``units="real"``).
+
+    Knot values are stored as float64 numpy arrays (traced values stay traced), so a schedule
+    reads the same whatever JAX's global precision is.
     """
 
     steps: Int[Array, " K"]
@@ -83,6 +118,9 @@ class Schedule(eqx.Module):
     batch: Float[Array, " K"] | None
     horizon: int = eqx.field(static=True)
     interpolation: Interpolation = eqx.field(static=True)
+    momentum_form: MomentumForm = eqx.field(static=True)
+    units: Units | None = eqx.field(static=True)
+    lr_scale: float = eqx.field(static=True)
 
     def __init__(
         self,
@@ -93,88 +131,171 @@ class Schedule(eqx.Module):
         momentum=None,
         batch=None,
         interpolation: Interpolation = "linear",
+        momentum_form: MomentumForm = "ema",
+        units: Units | None = None,
+        lr_scale: float = 1.0,
     ):
         steps_np = np.asarray(steps)
+        if steps_np.dtype == bool or not (
+            np.issubdtype(steps_np.dtype, np.integer) or np.issubdtype(steps_np.dtype, np.floating)
+        ):
+            raise ValueError("knot steps must be integers")
         if not np.issubdtype(steps_np.dtype, np.integer):
-            if np.any(steps_np != np.round(steps_np)):
+            if not np.all(np.isfinite(steps_np)) or np.any(steps_np != np.round(steps_np)):
                 raise ValueError("knot steps must be integers")
-            steps_np = steps_np.astype(np.int64)
+            if np.any(np.abs(steps_np) >= 2.0**62):
+                raise ValueError("knot steps must be below 2**62")
+        steps_np = steps_np.astype(np.int64)
         if horizon is None:
-            horizon = int(steps_np[-1]) + 1
-        if int(horizon) < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
+            horizon = int(steps_np[-1]) + 1 if steps_np.size else 0
+        if isinstance(horizon, bool) or int(horizon) != horizon or int(horizon) < 1:
+            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
         if interpolation not in ("linear", "previous"):
-            raise ValueError(
-                f"interpolation must be 'linear' or 'previous', got {interpolation!r}"
-            )
+            raise ValueError(f"interpolation must be 'linear' or 'previous', got {interpolation!r}")
+        if momentum_form not in ("ema", "heavy_ball"):
+            raise ValueError(f"momentum_form must be 'ema' or 'heavy_ball', got {momentum_form!r}")
+        if units not in ("model", "real", None):
+            raise ValueError(f"units must be 'model', 'real' or None, got {units!r}")
+        if not (math.isfinite(float(lr_scale)) and float(lr_scale) > 0):
+            raise ValueError(f"lr_scale must be a positive number, got {lr_scale!r}")
+        if units != "real" and float(lr_scale) != 1.0:
+            raise ValueError("only a schedule in real units has an lr_scale other than 1")
         _check_steps(steps_np, int(horizon))
-        self.steps = jnp.asarray(steps_np, dtype=jnp.int32)
-        self.lr = _knot_values("lr", lr, steps_np.shape[0], lower=0.0)
+        n = steps_np.shape[0]
+        self.steps = steps_np
+        self.lr = _knot_values("lr", lr, n, lower=0.0)
         self.momentum = (
-            None if momentum is None
-            else _knot_values("momentum", momentum, steps_np.shape[0], lower=0.0, upper=1.0)
+            None
+            if momentum is None
+            else _knot_values("momentum", momentum, n, lower=0.0, upper=1.0)
         )
-        self.batch = None if batch is None else _knot_values(
-            "batch", batch, steps_np.shape[0], lower=1.0
-        )
+        self.batch = None if batch is None else _knot_values("batch", batch, n, lower=1.0)
         self.horizon = int(horizon)
         self.interpolation = interpolation
+        self.momentum_form = momentum_form
+        self.units = units
+        self.lr_scale = float(lr_scale)
 
     # -------------------------------------------------------------- constructors
     @classmethod
-    def constant(cls, lr, horizon: int, *, momentum=None, batch=None) -> Schedule:
-        """A constant schedule (two knots, or one when ``horizon == 1``)."""
+    def constant(cls, lr, horizon: int, *, momentum=None, batch=None, **kwargs) -> Schedule:
+        """A constant schedule (two knots, or one when ``horizon == 1``); ``kwargs`` as for the
+        constructor (``momentum_form``, ``units``, ``lr_scale``)."""
         steps = [0] if horizon == 1 else [0, horizon - 1]
         n = len(steps)
 
         def rep(v):
             return None if v is None else [v] * n
 
-        return cls(steps, [lr] * n, horizon=horizon, momentum=rep(momentum), batch=rep(batch),
-                   interpolation="previous")
+        return cls(
+            steps,
+            [lr] * n,
+            horizon=horizon,
+            momentum=rep(momentum),
+            batch=rep(batch),
+            interpolation="previous",
+            **kwargs,
+        )
 
     @classmethod
-    def from_function(cls, fn, horizon: int, *, knots: int | None = None) -> Schedule:
+    def from_function(cls, fn, horizon: int, *, knots: int | None = None, **kwargs) -> Schedule:
         """Sample ``fn(t)`` (``t`` an int array of steps) on ``knots`` knots (default: every step)
         with linear interpolation."""
         if knots is None or knots >= horizon:
             steps = np.arange(horizon)
         else:
             steps = np.unique(np.round(np.linspace(0, horizon - 1, knots)).astype(np.int64))
-        return cls(steps, np.asarray(fn(steps), dtype=float), horizon=horizon)
+        return cls(steps, np.asarray(fn(steps), dtype=np.float64), horizon=horizon, **kwargs)
+
+    def replace(self, **changes) -> Schedule:
+        """A copy with some fields changed (checked like a new schedule)."""
+        fields = dict(
+            steps=self.steps,
+            lr=self.lr,
+            horizon=self.horizon,
+            momentum=self.momentum,
+            batch=self.batch,
+            interpolation=self.interpolation,
+            momentum_form=self.momentum_form,
+            units=self.units,
+            lr_scale=self.lr_scale,
+        )
+        fields.update(changes)
+        return Schedule(fields.pop("steps"), fields.pop("lr"), **fields)
+
+    # -------------------------------------------------------------- units
+    def to_units(self, units: Units, *, lr_scale: float | None = None) -> Schedule:
+        r"""This schedule in ``units``: ``"model"``, or ``"real"`` with ``lr_scale`` model
+        learning-rate units per real one (default: this schedule's own scale).
+
+        :math:`\eta^{model} = s\,\eta^{real}`; steps, momentum and batch sizes are unchanged.
+        """
+        if self.units is None:
+            raise ValueError(
+                "this schedule does not say its units (units=None); build it with "
+                "units='model' or units='real' and its lr_scale first"
+            )
+        model_lr = np.asarray(self.lr, dtype=np.float64) * self.lr_scale
+        if units == "model":
+            return self.replace(lr=model_lr, units="model", lr_scale=1.0)
+        if units != "real":
+            raise ValueError(f"units must be 'model' or 'real', got {units!r}")
+        scale = self.lr_scale if lr_scale is None else float(lr_scale)
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"lr_scale must be a positive number, got {lr_scale!r}")
+        return self.replace(lr=model_lr / scale, units="real", lr_scale=scale)
 
     # -------------------------------------------------------------- evaluation
+    def __call__(self, count) -> Array:
+        """The learning rate at step ``count``: an optax schedule (caller's precision)."""
+        return expand(self.steps, self.lr, count, self.interpolation)
+
+    @with_float64
     def lr_at(self, t) -> Float[Array, "..."]:
+        """Learning rate at steps ``t`` (float64)."""
         return expand(self.steps, self.lr, t, self.interpolation)
 
+    @with_float64
     def momentum_at(self, t) -> Float[Array, "..."]:
+        """Momentum at steps ``t`` (0 without momentum; float64)."""
         if self.momentum is None:
             return jnp.zeros(jnp.shape(t))
         return expand(self.steps, self.momentum, t, self.interpolation)
 
+    @with_float64
     def batch_at(self, t, default) -> Float[Array, "..."]:
+        """Batch size at steps ``t`` (``default`` without a batch schedule; float64)."""
         if self.batch is None:
             return jnp.full(jnp.shape(t), default, dtype=float)
         return expand(self.steps, self.batch, t, self.interpolation)
 
+    @with_float64
     def per_step(self, default_batch) -> tuple[Array, Array, Array]:
-        """``(lr_t, beta_t, m_t)`` for ``t = 0 .. T-1``, each of shape ``(T,)``."""
+        """``(lr_t, beta_t, m_t)`` for ``t = 0 .. T-1``, each of shape ``(T,)`` (float64)."""
         t = jnp.arange(self.horizon)
         return self.lr_at(t), self.momentum_at(t), self.batch_at(t, default_batch)
 
+    @with_float64
     def intrinsic_time(self) -> float:
-        r"""Total intrinsic time :math:`F_T = \sum_{t<T} \eta_t` (concrete)."""
+        r"""Total intrinsic time :math:`F_T = \sum_{t<T} \eta_t` (concrete, this schedule's
+        units)."""
         lr, _, _ = self.per_step(1.0)
         return float(jnp.sum(lr))
 
 
 def _knot_values(name, values, size, *, lower=None, upper=None):
-    arr = jnp.asarray(values, dtype=float)
+    if _is_tracer(values):
+        arr = values
+    else:
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numbers, one per knot") from None
     if arr.shape != (size,):
         raise ValueError(f"{name} must have one value per knot ({size}), got shape {arr.shape}")
-    if not isinstance(arr, jnp.ndarray) or _is_tracer(arr):
+    if _is_tracer(arr):
         return arr
-    vals = np.asarray(arr)
+    vals = arr
     if not np.all(np.isfinite(vals)):
         raise ValueError(f"{name} must be finite at every knot, got {vals[~np.isfinite(vals)][0]}")
     if lower is not None and np.any(vals < lower):
@@ -205,3 +326,26 @@ def knot_blocks(schedule: Schedule) -> tuple[Array, Array]:
             "(interpolation='previous'); use method='scan' or 'ode' for linear interpolation"
         )
     return schedule.steps, block_lengths(schedule.steps, schedule.horizon)
+
+
+class Blocks(eqx.Module):
+    """The constant blocks of one refinement level, padded to a fixed count.
+
+    Attributes:
+        lengths: steps in each block (0 for padding), shape ``(P,)``.
+        block_of_step: the block each step ``0 .. T-1`` belongs to, shape ``(T,)``, for the
+            per-step dynamics; ``None`` when only the closed-form block propagation is used
+            (then blocks of different horizons share one shape and can be stacked).
+    """
+
+    lengths: Float[Array, " P"]
+    block_of_step: Int[Array, " T"] | None = None
+
+    @classmethod
+    def build(cls, steps: np.ndarray, horizon: int, pad: int, *, per_step: bool = True) -> Blocks:
+        lengths = np.zeros(pad)
+        lengths[: len(steps)] = block_lengths(steps, horizon)
+        if not per_step:
+            return cls(jnp.asarray(lengths))
+        block = np.searchsorted(steps, np.arange(horizon), side="right") - 1
+        return cls(jnp.asarray(lengths), jnp.asarray(block, dtype=jnp.int32))

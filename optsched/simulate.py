@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .dynamics.momentum import MomentumForm, momentum_coefficients
+from ._precision import with_float64
+from .dynamics.momentum import momentum_coefficients
 from .model.problem import PowerLawProblem
 from .schedule import Schedule
 
@@ -48,13 +49,13 @@ class SimulationResult(eqx.Module):
     runs: int = eqx.field(static=True)
 
 
+@with_float64
 def simulate(
     problem: PowerLawProblem,
     schedule: Schedule,
     *,
     runs: int = 256,
     seed: int = 0,
-    form: MomentumForm = "ema",
 ) -> SimulationResult:
     """Run ``runs`` independent SGD trainings on sampled data and average their loss curves.
 
@@ -76,7 +77,7 @@ def simulate(
     lr_t, beta_t, m_t = schedule.per_step(problem.batch)
     m_t = jnp.round(m_t)
     m_max = int(np.max(np.asarray(m_t)))
-    alpha_t, gamma_t = momentum_coefficients(beta_t, form)
+    alpha_t, gamma_t = momentum_coefficients(beta_t, schedule.momentum_form)
     root_lam = jnp.sqrt(lam)
 
     def loss_of(w):

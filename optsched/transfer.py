@@ -4,7 +4,8 @@ In the easy phase the optimal schedule at horizon ``T`` is, asymptotically, one 
 with a peak that scales as :math:`T^{-\xi}`, :math:`\xi = 1 - b/a`
 (:math:`\eta^*_T(t) \simeq T^{-\xi} f(t/T)`). In the hard phase it sits at the cap
 (:math:`\xi = 0`) and the anneal takes a *shrinking* fraction of ``T``, so stretching the shape is
-only a first guess there. Because :func:`~optsched.solver.solve` costs the same at any ``T``, re-solving
+only a first guess there. Because :func:`~optsched.solver.solve` costs the same at any ``T``,
+re-solving
 is the default; rescaling is the theory rule, for a quick look or to compare.
 """
 
@@ -15,16 +16,22 @@ from typing import Literal
 
 import numpy as np
 
+from ._precision import with_float64
 from .evaluate import loss_curve
+from .model.problem import PowerLawProblem
 from .model.theory import exponents
 from .schedule import Schedule
-from .solver.solve import Solution, solve
+from .solver.parameterisation import LearningRate
+from .solver.solution import RESULTS, Solution
+from .solver.solve import solve
 
 __all__ = ["transfer"]
 
 
-def transfer(solution: Solution, new_horizon: int, *,
-             method: Literal["auto", "resolve", "rescale"] = "auto") -> Solution:
+@with_float64
+def transfer(
+    solution: Solution, new_horizon: int, *, method: Literal["auto", "resolve", "rescale"] = "auto"
+) -> Solution:
     r"""The schedule for ``new_horizon`` steps, from a solution at another horizon.
 
     Args:
@@ -35,7 +42,7 @@ def transfer(solution: Solution, new_horizon: int, *,
             (clipped at the cap; :math:`\xi = 0` in the hard phase); ``"auto"`` re-solves.
 
     Returns:
-        A :class:`~optsched.Solution` at ``T'``. ``diagnostics["transfer"]`` says which method was
+        A :class:`~optsched.Solution` at ``T'``. ``stats["transfer"]`` says which method was
         used and the factor applied. A rescaled solution carries its exact predicted loss (block
         propagation) but no baselines.
     """
@@ -45,8 +52,10 @@ def transfer(solution: Solution, new_horizon: int, *,
     if method not in ("auto", "resolve", "rescale"):
         raise ValueError(f"method must be 'auto', 'resolve' or 'rescale', got {method!r}")
     old = solution.horizon
+    if not isinstance(solution.model, PowerLawProblem) and method == "rescale":
+        raise ValueError("the theory rescaling needs the power-law problem; re-solve instead")
     if method in ("auto", "resolve"):
-        new = solve(solution.problem, new_horizon, lr_max=solution.lr_max)
+        new = solve(solution.model, new_horizon, LearningRate(lr_max=solution.lr_max))
         note = {"method": "resolved", "from_horizon": old}
         return _with_note(new, note)
 
@@ -59,13 +68,23 @@ def transfer(solution: Solution, new_horizon: int, *,
     steps, last = np.unique(moved[::-1], return_index=True)
     lr = np.asarray(sched.lr)[::-1][last]
     lr = np.minimum(lr * factor, solution.lr_max)
-    new_sched = Schedule(steps, lr, horizon=new_horizon, interpolation=sched.interpolation)
+    new_sched = Schedule(
+        steps, lr, horizon=new_horizon, interpolation=sched.interpolation, units=sched.units
+    )
     traj = loss_curve(solution.problem, new_sched)
     note = {"method": "rescaled", "from_horizon": old, "xi": xi, "lr_factor": factor}
-    return Solution(solution.problem, new_sched, float(traj.loss[-1]), np.asarray(traj.steps),
-                    np.asarray(traj.loss), solution.phase, solution.lr_max, {},
-                    {"transfer": note})
+    return Solution(
+        solution.model,
+        new_sched,
+        float(traj.loss[-1]),
+        np.asarray(traj.steps),
+        np.asarray(traj.loss),
+        solution.lr_max,
+        {},
+        RESULTS.successful,
+        {"transfer": note},
+    )
 
 
 def _with_note(solution: Solution, note: dict) -> Solution:
-    return dataclasses.replace(solution, diagnostics={**solution.diagnostics, "transfer": note})
+    return dataclasses.replace(solution, stats={**solution.stats, "transfer": note})

@@ -1,11 +1,12 @@
 r"""The wall-clock variant of the batch-size problem: fewest SGD steps to a target loss.
 
 At a fixed sample budget :math:`D = \sum_t m_t`, fewer steps mean larger batches. For each horizon
-``T`` on a grid, :func:`~optsched.solver.solve` with ``batch_budget=D`` gives the optimal final loss with
-a batch ramp, :math:`L^*_{ramp}(T)`, and (in its diagnostics) with the constant batch ``D/T``,
+``T`` on a grid, :func:`~optsched.solver.solve` with :class:`~optsched.LearningRateBatch` (budget
+``D``) gives the optimal final loss with
+a batch ramp, :math:`L^*_{ramp}(T)`, and (in its stats) with the constant batch ``D/T``,
 :math:`L^*_{const}(T)` (:func:`budget_sweep`). The fewest steps reaching a target loss are where
 each curve crosses the target, interpolated linearly in ``log T`` and ``log L``
-(:meth:`BudgetSweep.steps_to`). Theory (MODEL.md) predicts the optimal
+(:meth:`BudgetSweep.steps_to`). Theory (docs/model.md) predicts the optimal
 ramp :math:`m^*(t) \propto (1 - t/T)^{1/(2b) - 1}` and a saving of steps in the easy phase.
 """
 
@@ -17,9 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._precision import with_float64
 from .model.problem import PowerLawProblem
 from .model.theory import fit_exponent
-from .solver.solve import Solution, solve
+from .solver.parameterisation import LearningRateBatch
+from .solver.solution import Solution
+from .solver.solve import solve
 
 __all__ = ["BudgetSweep", "budget_sweep", "ramp_exponent"]
 
@@ -59,8 +63,10 @@ class BudgetSweep:
         interpolated in log-log (``nan`` when the grid does not bracket the target)."""
         if not (math.isfinite(target) and target > 0):
             raise ValueError(f"target must be a positive loss, got {target}")
-        return (_crossing(self.horizons, self.loss_ramp, target),
-                _crossing(self.horizons, self.loss_constant, target))
+        return (
+            _crossing(self.horizons, self.loss_ramp, target),
+            _crossing(self.horizons, self.loss_constant, target),
+        )
 
     def saved(self, target: float) -> float:
         """Fraction of steps the ramp saves to reach ``target``: ``1 - T_ramp / T_constant``."""
@@ -68,6 +74,7 @@ class BudgetSweep:
         return 1.0 - ramp / const
 
 
+@with_float64
 def budget_sweep(
     problem: PowerLawProblem,
     budget: float,
@@ -85,7 +92,8 @@ def budget_sweep(
         budget: the sample budget ``D``.
         horizons: the horizons to solve; each must allow a mean batch ``D / T`` inside
             ``batch_range`` (default ``(1, 16 D / T)``; fix it to compare horizons fairly).
-        lr_max, batch_range, solve_kwargs: passed to :func:`~optsched.solver.solve`.
+        lr_max, batch_range: the controls' bounds (:class:`~optsched.LearningRateBatch`).
+        solve_kwargs: passed to :func:`~optsched.solve` (``optimiser=...``).
         progress: called with a line per horizon.
     """
     horizons = np.asarray(sorted(int(t) for t in horizons))
@@ -94,10 +102,13 @@ def budget_sweep(
     say = progress or (lambda msg: None)
     ramp, const, sols = [], [], []
     for T in horizons:
-        sol: Solution = solve(problem, int(T), lr_max, batch_budget=budget,
-                              batch_range=batch_range, **solve_kwargs)
+        lo, hi = (1.0, None) if batch_range is None else batch_range
+        controls = LearningRateBatch(
+            lr_max=lr_max, budget=float(budget), batch_min=lo, batch_max=hi
+        )
+        sol: Solution = solve(problem, int(T), controls, **solve_kwargs)
         ramp.append(sol.final_loss)
-        const.append(sol.diagnostics["lr_only_final_loss"])
+        const.append(sol.stats["lr_only_final_loss"])
         sols.append(sol)
         say(f"T={T}: ramp {sol.final_loss:.6g}, constant batch {const[-1]:.6g}")
     return BudgetSweep(float(budget), horizons, np.array(ramp), np.array(const), tuple(sols))

@@ -41,8 +41,23 @@ def test_bad_input_gives_one_clear_line(capsys, argv, needle):
 
 def test_solve_then_evaluate(tmp_path, capsys):
     out = tmp_path / "s.json"
-    argv = ["solve", "--a", "1.3", "--b", "2.75", "--sigma", "0.7", "--features", "200",
-            "--horizon", "300", "--lr-max", "1", "--out", str(out)]
+    argv = [
+        "solve",
+        "--a",
+        "1.3",
+        "--b",
+        "2.75",
+        "--sigma",
+        "0.7",
+        "--features",
+        "200",
+        "--horizon",
+        "300",
+        "--lr-max",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "hard phase" in text and "beats constant" in text
@@ -66,8 +81,19 @@ def test_phase_json(capsys):
         (["phase", "--a", "1", "--b", "2"], "a must be"),
         (["solve", "--horizon", "0", "--out", "x.json"], "horizon"),
         (["solve", "--horizon", "10", "--batch-schedule", "--out", "x.json"], "go together"),
-        (["solve", "--horizon", "10", "--batch-schedule", "--sample-budget", "5", "--out",
-          "x.json"], "outside batch_range"),
+        (
+            [
+                "solve",
+                "--horizon",
+                "10",
+                "--batch-schedule",
+                "--sample-budget",
+                "5",
+                "--out",
+                "x.json",
+            ],
+            "outside the batch range",
+        ),
         (["evaluate", "does-not-exist.json"], "cannot read"),
     ],
 )
@@ -79,8 +105,20 @@ def test_more_bad_input(capsys, argv, needle):
 
 def test_solve_batch_schedule_under_a_budget(tmp_path, capsys):
     out = tmp_path / "b.json"
-    argv = ["solve", "--features", "60", "--horizon", "200", "--lr-max", "1",
-            "--batch-schedule", "--sample-budget", "800", "--out", str(out)]
+    argv = [
+        "solve",
+        "--features",
+        "60",
+        "--horizon",
+        "200",
+        "--lr-max",
+        "1",
+        "--batch-schedule",
+        "--sample-budget",
+        "800",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert "with batch sizes (budget 800)" in capsys.readouterr().out
     stored = json.loads(out.read_text())

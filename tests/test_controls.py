@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from optsched import Schedule, expand
+from optsched import Schedule
+from optsched.schedule import expand
 
 
 def test_previous_holds_each_knot_until_the_next():

@@ -8,6 +8,9 @@ from optsched import PowerLawProblem, mode_grid, spectrum
 from optsched.dynamics.momentum import momentum_losses
 from optsched.dynamics.sgd import step_losses
 
+# these tests build JAX inputs themselves, at full precision
+pytestmark = pytest.mark.usefixtures("float64")
+
 
 @pytest.fixture
 def spec():
@@ -29,8 +32,9 @@ def test_ema_and_heavy_ball_match_under_the_step_mapping(spec):
     lr, beta = 0.4, 0.8
     m = jnp.full(300, 4.0)
     ema = momentum_losses(spec, jnp.full(300, lr), jnp.full(300, beta), m, form="ema")
-    hb = momentum_losses(spec, jnp.full(300, lr * (1 - beta)), jnp.full(300, beta), m,
-                         form="heavy_ball")
+    hb = momentum_losses(
+        spec, jnp.full(300, lr * (1 - beta)), jnp.full(300, beta), m, form="heavy_ball"
+    )
     assert np.allclose(ema, hb, rtol=1e-12)
     plain = momentum_losses(spec, jnp.full(300, lr), jnp.full(300, beta), m, form="heavy_ball")
     assert not np.allclose(ema, plain, rtol=1e-3)

@@ -6,6 +6,9 @@ import pytest
 
 from optsched import ContinuousTime, PowerLawProblem, Schedule, loss_curve, mode_grid, spectrum
 
+# these tests build JAX inputs themselves, at full precision
+pytestmark = pytest.mark.usefixtures("float64")
+
 
 @pytest.mark.parametrize("interpolation", ["linear", "previous"])
 def test_ode_matches_recursion_at_small_learning_rate(interpolation):

@@ -14,6 +14,9 @@ from optsched.dynamics.sgd import (
     step_losses,
 )
 
+# these tests build JAX inputs themselves, at full precision
+pytestmark = pytest.mark.usefixtures("float64")
+
 
 def _blocks_case(features=500, method="exact"):
     p = PowerLawProblem(2.5, 1.2, sigma=0.1, batch=4, features=features)
@@ -29,8 +32,11 @@ def test_blocks_match_per_step_recursion(features, method):
     sp, lengths, lr, m = _blocks_case(features, method)
     blocks, _ = propagate_blocks(sp, lr, m, jnp.asarray(lengths, float))
     T = int(lengths.sum())
-    steps = step_losses(sp, jnp.repeat(lr, lengths, total_repeat_length=T),
-                        jnp.repeat(m, lengths, total_repeat_length=T))
+    steps = step_losses(
+        sp,
+        jnp.repeat(lr, lengths, total_repeat_length=T),
+        jnp.repeat(m, lengths, total_repeat_length=T),
+    )
     ends = np.cumsum(lengths)
     rel = np.max(np.abs(np.asarray(blocks) / np.asarray(steps)[ends] - 1))
     assert rel <= 1e-8, rel
@@ -78,8 +84,11 @@ def test_stability_limit_separates_stable_from_divergent():
     p = PowerLawProblem(2.0, 1.5, sigma=0.3, batch=2, features=200)
     sp = spectrum(p, mode_grid(200, b=1.5, method="exact"))
     limit = float(max_stable_lr(sp, 2.0))
-    assert float(stability_margin(sp, 0.99 * limit, 2.0)) > 0 > float(
-        stability_margin(sp, 1.01 * limit, 2.0))
+    assert (
+        float(stability_margin(sp, 0.99 * limit, 2.0))
+        > 0
+        > float(stability_margin(sp, 1.01 * limit, 2.0))
+    )
     # the per-step recursion agrees: just below the limit the loss stays bounded ...
     c = sp.target
     for _ in range(3000):

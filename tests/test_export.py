@@ -22,6 +22,9 @@ from optsched.export import (
 )
 from optsched.io import load
 
+# these tests build JAX inputs themselves, at full precision
+pytestmark = pytest.mark.usefixtures("float64")
+
 RNG = np.random.default_rng(0)
 T = 157
 
@@ -30,7 +33,10 @@ def _schedule(interpolation, momentum=False, batch=False):
     steps = np.unique(np.concatenate([[0], RNG.choice(np.arange(1, T - 1), 20), [T - 1]]))
     k = len(steps)
     return o.Schedule(
-        steps, RNG.uniform(0.01, 0.5, k), horizon=T, interpolation=interpolation,
+        steps,
+        RNG.uniform(0.01, 0.5, k),
+        horizon=T,
+        interpolation=interpolation,
         momentum=RNG.uniform(0.0, 0.95, k) if momentum else None,
         batch=RNG.uniform(1.0, 9.0, k) if batch else None,
     )
@@ -40,11 +46,18 @@ def _schedule(interpolation, momentum=False, batch=False):
 def test_to_optax_is_the_file_expansion_at_every_step(interpolation, tmp_path):
     sched = _schedule(interpolation)
     path = tmp_path / "s.json"
-    path.write_text(json.dumps({
-        "format": "optsched.schedule/1", "horizon": T, "interpolation": interpolation,
-        "steps": np.asarray(sched.steps).tolist(), "lr": np.asarray(sched.lr).tolist(),
-        "problem": {"a": 2.5, "b": 1.2, "sigma": 0.1, "batch": 4, "features": 60},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "format": "optsched.schedule/1",
+                "horizon": T,
+                "interpolation": interpolation,
+                "steps": np.asarray(sched.steps).tolist(),
+                "lr": np.asarray(sched.lr).tolist(),
+                "problem": {"a": 2.5, "b": 1.2, "sigma": 0.1, "batch": 4, "features": 60},
+            }
+        )
+    )
     from_file = load(path).schedule
     fn = jax.jit(to_optax(sched))
     t = np.arange(T + 20)
@@ -64,8 +77,9 @@ def test_peak_rescaling_and_horizon_stretch():
 
     long = to_optax(sched, total_steps=3 * T)
     s = jnp.arange(3 * T)
-    np.testing.assert_allclose(np.asarray(long(s)),
-                               np.asarray(sched.lr_at(s * (T - 1) / (3 * T - 1))), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(long(s)), np.asarray(sched.lr_at(s * (T - 1) / (3 * T - 1))), rtol=1e-12
+    )
     assert float(long(0)) == lr[0] and float(long(3 * T - 1)) == pytest.approx(lr[-1], rel=1e-14)
     with pytest.raises(ValueError, match="peak_lr"):
         to_optax(sched, peak_lr=-1.0)
@@ -81,7 +95,7 @@ def test_momentum_export_reproduces_ema_iterates():
 
     w, v = np.zeros(7), np.zeros(7)
     ema = []
-    for t in range(T):  # the model's EMA momentum, MODEL.md
+    for t in range(T):  # the model's EMA momentum, docs/model.md
         v = beta[t] * v + (1 - beta[t]) * grads[t]
         w = w - eta[t] * v
         ema.append(w)
@@ -100,7 +114,8 @@ def test_momentum_export_reproduces_ema_iterates():
     # and the naive export (mu = beta, lr = eta (1 - beta)) is not exact for varying beta
     naive = optax.inject_hyperparams(optax.sgd)(
         learning_rate=lambda c: sched.lr_at(c) * (1 - sched.momentum_at(c)),
-        momentum=sched.momentum_at)
+        momentum=sched.momentum_at,
+    )
     p, s = jnp.zeros(7), naive.init(jnp.zeros(7))
     for t in range(T):
         u, s = naive.update(jnp.asarray(grads[t]), s, p)
@@ -131,6 +146,9 @@ def test_csv_and_python_exports_match_to_optax(tmp_path):
     assert [float(r["lr"]) for r in rows] == np.asarray(lr).tolist()
     assert [float(r["momentum"]) for r in rows] == np.asarray(beta).tolist()
 
+    with pytest.raises(ValueError, match="learning rate only, and this schedule has momentum"):
+        to_optax_source(sched)  # never drops the momentum silently
+    sched = sched.replace(momentum=None)
     namespace = {}
     exec(to_optax_source(sched), namespace)  # noqa: S102 - the generated module under test
     t = jnp.arange(T + 3)
@@ -139,11 +157,18 @@ def test_csv_and_python_exports_match_to_optax(tmp_path):
 
 def test_cli_export(tmp_path, capsys):
     path = tmp_path / "s.json"
-    path.write_text(json.dumps({
-        "format": "optsched.schedule/1", "horizon": 5, "interpolation": "linear",
-        "steps": [0, 4], "lr": [0.4, 0.0],
-        "problem": {"a": 2.5, "b": 1.2, "sigma": 0.1, "batch": 4, "features": 60},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "format": "optsched.schedule/1",
+                "horizon": 5,
+                "interpolation": "linear",
+                "steps": [0, 4],
+                "lr": [0.4, 0.0],
+                "problem": {"a": 2.5, "b": 1.2, "sigma": 0.1, "batch": 4, "features": 60},
+            }
+        )
+    )
     assert main(["export", str(path), "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "step,lr,momentum,batch" and lines[3] == "2,0.2,0.0,4.0"
@@ -160,7 +185,7 @@ def test_cli_export(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def easy_solution():
     p = o.PowerLawProblem(2.5, 1.2, sigma=0.1, batch=4, features=60)
-    return o.solve(p, 200, 1.0, max_knots=32)
+    return o.solve(p, 200, 1.0, optimiser=o.LBFGS(max_knots=32))
 
 
 def test_transfer_rescale_follows_theory_and_resolve_says_so(easy_solution):
@@ -169,14 +194,14 @@ def test_transfer_rescale_follows_theory_and_resolve_says_so(easy_solution):
     sol = easy_solution
     xi = o.theory.exponents(2.5, 1.2).xi
     r = transfer(sol, 800, method="rescale")
-    assert r.diagnostics["transfer"]["method"] == "rescaled" and r.horizon == 800
+    assert r.stats["transfer"]["method"] == "rescaled" and r.horizon == 800
     ratio = float(jnp.max(r.schedule.lr)) / float(jnp.max(sol.schedule.lr))
     assert ratio == pytest.approx(4.0 ** (-xi), rel=1e-12)
     # the predicted loss is the exact loss of the rescaled schedule
     exact = o.loss_curve(sol.problem, r.schedule, method="scan").loss[-1]
     assert r.final_loss == pytest.approx(float(exact), rel=1e-8)
     s = transfer(sol, 800)
-    assert s.diagnostics["transfer"] == {"method": "resolved", "from_horizon": 200}
+    assert s.stats["transfer"] == {"method": "resolved", "from_horizon": 200}
     assert s.final_loss <= r.final_loss * (1 + 1e-9)  # re-solving is at least as good
     with pytest.raises(ValueError, match="new_horizon"):
         transfer(sol, 0)

@@ -13,8 +13,9 @@ T = 400
 @pytest.fixture(scope="module")
 def truth():
     problem = o.PowerLawProblem(TRUE["a"], TRUE["b"], sigma=TRUE["sigma"], batch=1.0)
-    return FittedProblem(problem, TRUE["lr_scale"], TRUE["loss_scale"], TRUE["loss_floor"], {},
-                         np.zeros((6, 6)), 0.0)
+    return FittedProblem(
+        problem, TRUE["lr_scale"], TRUE["loss_scale"], TRUE["loss_floor"], {}, np.zeros((6, 6)), 0.0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,19 +40,28 @@ def test_recovers_the_exponents_within_5_percent(fitted):
     assert fitted.residual_rms < 0.005  # the noise level is 0.003
 
 
-@pytest.mark.parametrize("sched", [o.family("cosine", 1.0, T), o.family("linear", 0.7, T),
-                                   o.family("wsd", 1.0, 2 * T, cooldown=0.2)],
-                         ids=["cosine", "linear, other peak", "wsd, twice the horizon"])
+@pytest.mark.parametrize(
+    "sched",
+    [
+        o.family("cosine", 1.0, T),
+        o.family("linear", 0.7, T),
+        o.family("wsd", 1.0, 2 * T, cooldown=0.2),
+    ],
+    ids=["cosine", "linear, other peak", "wsd, twice the horizon"],
+)
 def test_predicts_held_out_schedules_within_half_a_percent(fitted, truth, sched):
     assert fitted.predict(sched)[-1] == pytest.approx(truth.predict(sched)[-1], rel=0.005)
 
 
 def test_solve_on_the_fitted_problem_gives_real_units(fitted):
-    solution, real = fitted.solve(300, lr_max=1.0, max_knots=16)
+    solution = o.solve(fitted, 300, 1.0, optimiser=o.LBFGS(max_knots=16))
+    real = solution.schedule
+    assert real.units == "real" and real.lr_scale == fitted.lr_scale
     assert real.horizon == 300
     assert float(np.max(np.asarray(real.lr))) <= 1.0 + 1e-12
-    np.testing.assert_allclose(np.asarray(real.lr) * fitted.lr_scale,
-                               np.asarray(solution.schedule.lr), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(real.to_units("model").lr), np.asarray(real.lr) * fitted.lr_scale, rtol=1e-12
+    )
     # the optimum beats the cosine baseline in the fitted model's own prediction
     assert fitted.predict(real)[-1] < fitted.predict(o.family("cosine", 1.0, 300))[-1]
 

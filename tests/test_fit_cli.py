@@ -17,18 +17,27 @@ def write_runs(path, truth, rng):
     with open(path, "w", newline="") as handle:
         w = csv.writer(handle)
         w.writerow(["run", "step", "lr", "loss"])
-        for name, s in (("constant", o.Schedule.constant(1e-3, T)),
-                        ("cooldown", o.family("wsd", 1e-3, T, cooldown=0.3))):
+        for name, s in (
+            ("constant", o.Schedule.constant(1e-3, T)),
+            ("cooldown", o.family("wsd", 1e-3, T, cooldown=0.3)),
+        ):
             lr = np.asarray(s.lr_at(np.arange(T)))
             loss = truth.predict(s) * np.exp(0.003 * rng.standard_normal(T + 1))
             for t in range(T + 1):
-                w.writerow([name, t, repr(float(lr[t])) if t < T else "",
-                            repr(float(loss[t])) if t % 5 == 0 else ""])
+                w.writerow(
+                    [
+                        name,
+                        t,
+                        repr(float(lr[t])) if t < T else "",
+                        repr(float(loss[t])) if t % 5 == 0 else "",
+                    ]
+                )
 
 
 def test_fit_writes_a_schedule_in_real_units_that_evaluate_reads(tmp_path, capsys):
-    truth = FittedProblem(o.PowerLawProblem(2.0, 1.5, sigma=0.3), 400.0, 1.5, 0.8, {},
-                          np.zeros((6, 6)), 0.0)
+    truth = FittedProblem(
+        o.PowerLawProblem(2.0, 1.5, sigma=0.3), 400.0, 1.5, 0.8, {}, np.zeros((6, 6)), 0.0
+    )
     runs = tmp_path / "runs.csv"
     write_runs(runs, truth, np.random.default_rng(1))
     out = tmp_path / "fit.json"
@@ -36,11 +45,12 @@ def test_fit_writes_a_schedule_in_real_units_that_evaluate_reads(tmp_path, capsy
     data = json.loads(out.read_text())
     assert data["horizon"] == 600 and max(data["lr"]) <= 1e-3 * (1 + 1e-12)
     assert data["lr_scale"] == pytest.approx(400.0, rel=0.05)
-    assert data["fit"]["values"]["b"] == pytest.approx(1.5, rel=0.05)
+    assert data["format"] == "optsched.schedule/2" and data["units"] == "real"
+    assert data["diagnostics"]["fit"]["values"]["b"] == pytest.approx(1.5, rel=0.05)
     # the file's schedule, in real units, is what the truth would predict for it
     sched = o.load(out).schedule
-    assert data["fit"]["predicted_loss_real_units"] == pytest.approx(
-        truth.predict(sched)[-1], rel=0.005)
+    assert sched.units == "real" and sched.lr_scale == data["lr_scale"]
+    assert data["predicted_final_loss"] == pytest.approx(truth.predict(sched)[-1], rel=0.005)
     capsys.readouterr()
     assert main(["evaluate", str(out), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
@@ -48,11 +58,14 @@ def test_fit_writes_a_schedule_in_real_units_that_evaluate_reads(tmp_path, capsy
     assert ev["final_loss"] == pytest.approx(data["predicted_final_loss"], rel=1e-4)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("run,step,lr\na,0,0.1\n", "missing column(s) loss"),
-    ("run,step,lr,loss\na,0,x,1\n", "line 2: step, lr and loss must be numbers"),
-    ("run,step,lr,loss\na,0,0.1,1\na,2,0.1,0.5\n", "lr at every step"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("run,step,lr\na,0,0.1\n", "missing column(s) loss"),
+        ("run,step,lr,loss\na,0,x,1\n", "line 2: step, lr and loss must be numbers"),
+        ("run,step,lr,loss\na,0,0.1,1\na,2,0.1,0.5\n", "lr at every step"),
+    ],
+)
 def test_bad_run_files_fail_with_one_line(tmp_path, capsys, content, message):
     path = tmp_path / "runs.csv"
     path.write_text(content)

@@ -13,7 +13,7 @@ from optsched.solver.solve import solve
 @pytest.fixture(scope="module")
 def solved(tmp_path_factory):
     p = o.PowerLawProblem(2.5, 1.2, sigma=0.1, batch=4, features=60)
-    sol = solve(p, 200, 1.0, max_knots=32)
+    sol = solve(p, 200, 1.0, optimiser=o.LBFGS(max_knots=32))
     path = tmp_path_factory.mktemp("files") / "s.json"
     sol.save(path)
     return sol, path
@@ -43,7 +43,7 @@ def _broken(tmp_path, text):
 @pytest.mark.parametrize(
     "mutate, needle",
     [
-        (lambda d: d.update(format="optsched.schedule/2"), "unsupported format"),
+        (lambda d: d.update(format="optsched.schedule/3"), "unsupported format"),
         (lambda d: d.pop("lr"), "missing entry 'lr'"),
         (lambda d: d["steps"].__setitem__(slice(1, 3), d["steps"][2:0:-1]), "increasing"),
         (lambda d: d.update(lr=[0.1]), "one value per knot"),

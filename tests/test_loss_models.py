@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import optsched as o
-from optsched.loss_models.base import solve_model
 from optsched.loss_models.convex import (
     ConvexBound,
     convex_bound,
@@ -43,8 +42,8 @@ def test_convex_optimal_peak_is_the_tuned_one_and_the_optimum_is_near_linear_dec
     peak = model.optimal_peak(shape)
     final = [float(model.predict(o.family("linear", peak * f, T))[-1]) for f in (0.95, 1, 1.05)]
     assert final[1] < final[0] and final[1] < final[2]
-    sol = solve_model(model, T, 1.0, knots=64)
-    assert sol.baselines["linear"][0] == pytest.approx(peak, rel=0.01)
+    sol = o.solve(model, T, 1.0)
+    assert sol.baselines["linear"].peak_lr == pytest.approx(peak, rel=0.01)
     # the optimum under the bound is linear decay to within 2% in loss and 0.1 of the peak in
     # shape (Defazio et al. 2023: linear decay is the worst-case optimum)
     assert 0 <= sol.margins()["linear"] < 0.02
@@ -59,8 +58,7 @@ def test_convex_optimal_peak_is_the_tuned_one_and_the_optimum_is_near_linear_dec
 def test_refinement_of_constant_norms_is_linear_decay():
     sched = refine_from_grad_norms(np.ones(T), 0.5)
     t = np.arange(T)
-    np.testing.assert_allclose(np.asarray(sched.lr_at(t)), 0.5 * (T - 1 - t) / (T - 1),
-                               atol=1e-12)
+    np.testing.assert_allclose(np.asarray(sched.lr_at(t)), 0.5 * (T - 1 - t) / (T - 1), atol=1e-12)
     # growing norms late in training move the rate down earlier than linear
     rising = refine_from_grad_norms(np.linspace(1.0, 3.0, T), 0.5)
     assert float(rising.lr_at(T // 2)) < 0.5 * 0.5
@@ -86,24 +84,33 @@ def test_multi_power_law_fit_predicts_held_out_schedules():
     const = o.Schedule.constant(1e-3, T)
     p = truth.values()
     S = np.arange(1, T + 1)
-    np.testing.assert_allclose(truth.predict(const)[1:], p["L0"] + p["A"] * S ** -p["alpha"],
-                               rtol=1e-12)
-    sol = solve_model(fitted, T, 1e-3, knots=32)
-    assert sol.final_loss <= min(v[1] for v in sol.baselines.values()) * (1 + 1e-12)
+    np.testing.assert_allclose(
+        truth.predict(const)[1:], p["L0"] + p["A"] * S ** -p["alpha"], rtol=1e-12
+    )
+    sol = o.solve(fitted, T, 1e-3, optimiser=o.LBFGS(max_knots=32))
+    assert sol.final_loss <= sol.best_baseline().final_loss * (1 + 1e-12)
 
 
-@pytest.mark.parametrize("model", [
-    o.FittedProblem(o.PowerLawProblem(2.0, 1.5, sigma=0.3), 400.0, 1.5, 0.8, {}, None, 0.0,
-                    max_time=100.0),
-    MultiPowerLaw(jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {}),
-    ConvexBound(0.5, 0.02, 1.0, 1e-3),
-], ids=["power-law RF", "multi-power law", "convex bound"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        o.FittedProblem(
+            o.PowerLawProblem(2.0, 1.5, sigma=0.3), 400.0, 1.5, 0.8, {}, None, 0.0, max_time=100.0
+        ),
+        MultiPowerLaw(jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {}),
+        ConvexBound(0.5, 0.02, 1.0, 1e-3),
+    ],
+    ids=["power-law RF", "multi-power law", "convex bound"],
+)
 def test_every_loss_model_solves_and_exports_through_the_same_calls(model):
-    sol = solve_model(model, 100, 1e-3, knots=16)
+    sol = o.solve(model, 100, 1e-3, optimiser=o.LBFGS(max_knots=16))
     # (FittedProblem.predict builds its own mode grid: equal to curve() to about 1e-6)
-    assert sol.final_loss <= min(v[1] for v in sol.baselines.values()) * (1 + 1e-6)
+    assert sol.final_loss <= sol.best_baseline().final_loss * (1 + 1e-6)
     assert set(sol.baselines) == {"constant", "power_law", "cosine", "linear", "wsd"}
-    lr = np.asarray(o.to_optax(sol)(jnp.arange(100)))
+    with o.float64():
+        lr = np.asarray(o.to_optax(sol)(jnp.arange(100)))
     np.testing.assert_array_equal(lr, np.asarray(sol.schedule.lr_at(np.arange(100))))
+    lr32 = o.to_optax(sol)(jnp.arange(100))  # a float32 training loop gets float32 rates
+    assert lr32.dtype == jnp.float32 and np.array_equal(np.asarray(lr32), lr.astype(np.float32))
     assert lr.max() <= 1e-3 * (1 + 1e-12) and lr.min() >= 0
     assert float(model.predict(sol.schedule)[-1]) == pytest.approx(sol.final_loss, rel=1e-9)

@@ -12,8 +12,18 @@ from optsched.reproduce.compute_optimal import frontier
 
 def test_reproduce_writes_figures_and_results(tmp_path, capsys):
     # these solves are shared with (and usually cached by) the notebooks' tests
-    rc = main(["reproduce", "--out", str(tmp_path), "--quick", "--only", "easy_phase",
-               "hard_phase", "loss_scaling"])
+    rc = main(
+        [
+            "reproduce",
+            "--out",
+            str(tmp_path),
+            "--quick",
+            "--only",
+            "easy_phase",
+            "hard_phase",
+            "loss_scaling",
+        ]
+    )
     assert rc == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["quick"] is True
@@ -21,8 +31,9 @@ def test_reproduce_writes_figures_and_results(tmp_path, capsys):
     for name in ("easy_phase", "hard_phase", "loss_scaling"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     checks = [c for e in results["experiments"].values() for c in e["checks"]]
-    assert all({"quantity", "theory", "measured", "tolerance", "where", "passed"} <= set(c)
-               for c in checks)
+    assert all(
+        {"quantity", "theory", "measured", "tolerance", "where", "passed"} <= set(c) for c in checks
+    )
     easy = results["experiments"]["easy_phase"]["numbers"]
     assert easy["horizons"] == sorted(easy["horizons"])
     assert np.all(np.diff(easy["final_loss"]) < 0)  # longer training, lower loss

@@ -12,6 +12,9 @@ from optsched import PowerLawProblem, Schedule, loss_curve, make_spectrum, simul
 from optsched.dynamics.momentum import momentum_losses
 from optsched.dynamics.sgd import step_losses
 
+# these tests build JAX inputs themselves, at full precision
+pytestmark = pytest.mark.usefixtures("float64")
+
 T = 300
 LOGGED = np.array([1, 3, 10, 30, 100, 200, 300])
 PROBLEM = PowerLawProblem(2.0, 1.5, sigma=0.3, batch=4, features=30, teacher_modes=60)
@@ -36,18 +39,20 @@ def test_sgd_recursion_matches_monte_carlo(name, schedule):
     assert np.all(np.abs(z) < 3), (name, z)
     # teeth: dropping the multiplicative (loss-dependent) noise is detectably wrong
     spec = make_spectrum(PROBLEM, schedule)
-    wrong_spec = type(spec)(spec.lam, spec.target, spec.weight, spec.offset,
-                            spec.noise + 0.5, spec.max_time)
+    wrong_spec = type(spec)(
+        spec.lam, spec.target, spec.weight, spec.offset, spec.noise + 0.5, spec.max_time
+    )
     lr, _, m = schedule.per_step(4.0)
     assert np.max(np.abs(_z(step_losses(wrong_spec, lr, m), sim))) > 5
 
 
-@pytest.mark.parametrize("form, lr, beta", [("ema", (0.3, 0.1), (0.9, 0.5)),
-                                            ("heavy_ball", (0.05, 0.02), (0.9, 0.5))])
+@pytest.mark.parametrize(
+    "form, lr, beta", [("ema", (0.3, 0.1), (0.9, 0.5)), ("heavy_ball", (0.05, 0.02), (0.9, 0.5))]
+)
 def test_momentum_recursion_matches_monte_carlo(form, lr, beta):
-    schedule = Schedule([0, T - 1], lr, momentum=beta, horizon=T)
-    sim = simulate(PROBLEM, schedule, runs=512, seed=2, form=form)
-    pred = loss_curve(PROBLEM, schedule, form=form).loss
+    schedule = Schedule([0, T - 1], lr, momentum=beta, horizon=T, momentum_form=form)
+    sim = simulate(PROBLEM, schedule, runs=512, seed=2)
+    pred = loss_curve(PROBLEM, schedule).loss
     z = _z(pred, sim)
     assert np.all(np.abs(z) < 3), (form, z)
     other = "heavy_ball" if form == "ema" else "ema"

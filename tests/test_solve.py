@@ -28,13 +28,20 @@ def direct_method(problem, T, lr_max, init):
         v, g = f(jnp.asarray(x))
         return float(v), np.asarray(g, dtype=float)
 
-    res = minimize(fun, init, jac=True, method="L-BFGS-B", bounds=[(0.0, lr_max)] * T,
-                   options={"maxiter": 3000, "ftol": 1e-14, "gtol": 1e-10})
+    res = minimize(
+        fun,
+        init,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, lr_max)] * T,
+        options={"maxiter": 3000, "ftol": 1e-14, "gtol": 1e-10},
+    )
     return float(np.exp(res.fun))
 
 
-@pytest.mark.parametrize("a, b, sigma, m, lr_max", [(2.5, 1.2, 0.1, 4, 2.0),
-                                                     (1.3, 2.75, 0.7, 4, 1.0)])
+@pytest.mark.parametrize(
+    "a, b, sigma, m, lr_max", [(2.5, 1.2, 0.1, 4, 2.0), (1.3, 2.75, 0.7, 4, 1.0)]
+)
 def test_solver_matches_direct_method(a, b, sigma, m, lr_max):
     T, N = 300, 100
     p = o.PowerLawProblem(a, b, sigma=sigma, batch=m, features=N)
@@ -55,8 +62,8 @@ def test_solution_beats_every_tuned_baseline():
     assert set(margins) == {"constant", "power_law", "cosine", "linear", "wsd"}
     assert all(v > 0 for v in margins.values())
     assert margins["constant"] > 0.5  # the optimum is far better than any constant rate
-    assert not sol.diagnostics["fallback_to_baseline"]
-    # the public reference of MODEL.md: direct method 8.481e-4
+    assert not sol.stats["fallback_to_baseline"]
+    # the public reference of docs/model.md: direct method 8.481e-4
     assert exact_final_loss(p, sol.schedule) <= 1.001 * 8.481e-4
 
 

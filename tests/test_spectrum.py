@@ -9,6 +9,9 @@ import pytest
 from optsched import PowerLawProblem, Schedule, mode_grid, spectrum
 from optsched.dynamics.sgd import max_stable_lr, step_losses
 
+# these tests build JAX inputs themselves, at full precision
+pytestmark = pytest.mark.usefixtures("float64")
+
 
 def test_exact_grid_is_every_mode():
     g = mode_grid(50, b=1.5, method="auto")
@@ -32,8 +35,9 @@ def test_quadrature_weights_integrate_a_power_law():
     assert abs(np.sum(w * k**-1.3) / exact - 1) < 1e-4
 
 
-@pytest.mark.parametrize("a, b, sigma, m", [(2.5, 1.2, 0.1, 4), (1.3, 2.75, 0.7, 4),
-                                            (2.0, 1.05, 0.0, 8)])
+@pytest.mark.parametrize(
+    "a, b, sigma, m", [(2.5, 1.2, 0.1, 4), (1.3, 2.75, 0.7, 4), (2.0, 1.05, 0.0, 8)]
+)
 def test_quadrature_matches_100k_exact_modes_at_every_step(a, b, sigma, m):
     N, T = 100_000, 5000
     p = PowerLawProblem(a, b, sigma=sigma, batch=m, features=N)

@@ -1,4 +1,4 @@
-"""Theory exponents (MODEL.md) and slope fits."""
+"""Theory exponents (docs/model.md) and slope fits."""
 
 import numpy as np
 import pytest

@@ -23,7 +23,9 @@ def test_crossing_is_exact_on_a_power_law():
 def test_budget_sweep_ramp_never_needs_more_steps():
     p = o.PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=1, features=60)
     D = 1600.0
-    sweep = budget_sweep(p, D, [400, 100, 200], batch_range=(1.0, 32.0), max_knots=32)
+    sweep = budget_sweep(
+        p, D, [400, 100, 200], batch_range=(1.0, 32.0), optimiser=o.LBFGS(max_knots=32)
+    )
     assert sweep.horizons.tolist() == [100, 200, 400]
     assert np.all(sweep.loss_ramp <= sweep.loss_constant * (1 + 1e-12))
     for T, sol in zip(sweep.horizons, sweep.solutions, strict=True):

@@ -5,5 +5,11 @@ from .momentum import MomentumRecursion
 from .ode import ContinuousTime
 from .sgd import BlockPropagation, StepRecursion
 
-__all__ = ["AbstractDynamics", "BlockPropagation", "ContinuousTime", "MomentumRecursion",
-           "StepRecursion", "Trajectory"]
+__all__ = [
+    "AbstractDynamics",
+    "BlockPropagation",
+    "ContinuousTime",
+    "MomentumRecursion",
+    "StepRecursion",
+    "Trajectory",
+]

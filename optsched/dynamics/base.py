@@ -1,6 +1,7 @@
 """The interface every loss dynamics shares, and the per-step scan they use.
 
-A dynamics maps a :class:`~optsched.model.spectrum.Spectrum` and a :class:`~optsched.schedule.Schedule`
+A dynamics maps a :class:`~optsched.model.spectrum.Spectrum` and a
+:class:`~optsched.schedule.Schedule`
 to a :class:`Trajectory`: the excess loss ``L_t`` (after ``t`` updates) at a set of steps, and a
 divergence flag. Dynamics are pure and jit-able; raising on divergence happens at the edge
 (:func:`optsched.loss_curve`).
@@ -9,17 +10,26 @@ divergence flag. Dynamics are pure and jit-able; raising on divergence happens a
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from .._precision import float64
 from ..model.spectrum import Spectrum
 from ..schedule import Schedule
 
-__all__ = ["AbstractDynamics", "Trajectory", "BLOWUP", "blown_up", "divergence_flag",
-           "scan_steps"]
+__all__ = [
+    "AbstractDynamics",
+    "Trajectory",
+    "UnsupportedScheduleError",
+    "BLOWUP",
+    "blown_up",
+    "divergence_flag",
+    "scan_steps",
+]
 
 BLOWUP = 1e6
 """A loss above ``BLOWUP * (L_0 + noise)`` (or a non-finite one) counts as divergence."""
@@ -56,14 +66,54 @@ def divergence_flag(loss: Float[Array, " P"], noise) -> Bool[Array, ""]:
 
 
 class AbstractDynamics(eqx.Module):
-    """How the expected loss evolves under a schedule (a strategy object, like a diffrax solver)."""
+    """How the expected loss evolves under a schedule (a strategy object, like a diffrax solver).
 
-    @abc.abstractmethod
+    Each dynamics declares what it supports in three class attributes; :meth:`loss_curve`
+    refuses a schedule that needs anything else with a :class:`UnsupportedScheduleError` that
+    names an alternative, instead of silently dropping (say) the momentum.
+    """
+
+    supports_momentum: ClassVar[bool] = False
+    """Whether momentum knots are evolved (else a schedule with momentum is refused)."""
+    supports_linear: ClassVar[bool] = True
+    """Whether ``"linear"`` interpolation is supported (else only ``"previous"``)."""
+    supports_batch_schedule: ClassVar[bool] = True
+    """Whether per-knot batch sizes are supported."""
+
+    def check(self, schedule: Schedule) -> None:
+        """Raise :class:`UnsupportedScheduleError` if this dynamics cannot run ``schedule``."""
+        name = type(self).__name__
+        if schedule.momentum is not None and not self.supports_momentum:
+            raise UnsupportedScheduleError(
+                f"{name} evolves plain SGD only and this schedule has momentum; use "
+                "MomentumRecursion (method='scan')"
+            )
+        if schedule.interpolation == "linear" and not self.supports_linear:
+            raise UnsupportedScheduleError(
+                f"{name} needs a piecewise-constant schedule (interpolation='previous'); use "
+                "StepRecursion (method='scan') or ContinuousTime (method='ode')"
+            )
+        if schedule.batch is not None and not self.supports_batch_schedule:
+            raise UnsupportedScheduleError(f"{name} does not support batch-size schedules")
+
     def loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
-        """The expected excess loss of SGD on ``spectrum`` following ``schedule``.
+        """The expected excess loss of SGD on ``spectrum`` following ``schedule`` (model units).
 
         ``batch`` is the batch size used where the schedule has none.
         """
+        self.check(schedule)
+        if schedule.units == "real":
+            schedule = schedule.to_units("model")
+        with float64():
+            return self._loss_curve(spectrum, schedule, batch)
+
+    @abc.abstractmethod
+    def _loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
+        """The dynamics itself, for a schedule that passed :meth:`check` (model units)."""
+
+
+class UnsupportedScheduleError(ValueError):
+    """A dynamics was asked to run a schedule it does not support (momentum, interpolation)."""
 
 
 def scan_steps(step, init, xs, *, checkpoint_every: int | None = None):

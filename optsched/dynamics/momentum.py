@@ -5,7 +5,7 @@ Both forms in use share one update of the velocity ``u`` by the minibatch gradie
 .. math::
     u_{t+1} = \alpha_t u_t + \gamma_t g_t, \qquad w_{t+1} = w_t - \eta_t u_{t+1},
 
-* ``"ema"`` (the project's convention, MODEL.md): :math:`\alpha = \beta,\ \gamma = 1 - \beta`;
+* ``"ema"`` (the project's convention, docs/model.md): :math:`\alpha = \beta,\ \gamma = 1 - \beta`;
 * ``"heavy_ball"`` (optax's trace): :math:`\alpha = \mu,\ \gamma = 1`.
 
 With :math:`\Delta = w - w^*` and, per mode ``k``, :math:`C = E[\Delta_k^2]`,
@@ -30,18 +30,17 @@ plain SGD recursion exactly.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar
 
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._precision import with_float64
 from ..model.spectrum import Spectrum
-from ..schedule import Schedule
+from ..schedule import MomentumForm, Schedule
 from .base import AbstractDynamics, Trajectory, divergence_flag, scan_steps
 
 __all__ = ["MomentumForm", "MomentumRecursion", "momentum_step", "momentum_coefficients"]
-
-MomentumForm = Literal["ema", "heavy_ball"]
 
 
 def momentum_coefficients(beta, form: MomentumForm):
@@ -71,23 +70,32 @@ def momentum_step(spec: Spectrum, state: Float[Array, "3 n"], lr, beta, batch, f
 class MomentumRecursion(AbstractDynamics):
     """Exact per-step moments of momentum SGD (EMA or heavy-ball form).
 
-    The schedule's ``momentum`` knots give :math:`\\beta_t` (``mu_t`` for heavy ball); a schedule
-    without momentum runs with 0.
+    The schedule's ``momentum`` knots give :math:`\\beta_t` (``mu_t`` for heavy ball, as the
+    schedule's ``momentum_form`` says); a schedule without momentum runs with 0.
     """
 
-    form: MomentumForm = "ema"
+    supports_momentum: ClassVar[bool] = True
+
     checkpoint_every: int | None = None
 
-    def loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
+    def _loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
         lr_t, beta_t, m_t = schedule.per_step(batch)
-        losses = momentum_losses(spectrum, lr_t, beta_t, m_t, form=self.form,
-                                 checkpoint_every=self.checkpoint_every)
+        losses = momentum_losses(
+            spectrum,
+            lr_t,
+            beta_t,
+            m_t,
+            form=schedule.momentum_form,
+            checkpoint_every=self.checkpoint_every,
+        )
         steps = jnp.arange(schedule.horizon + 1)
         return Trajectory(steps, losses, divergence_flag(losses, spectrum.noise))
 
 
-def momentum_losses(spec: Spectrum, lr_t, beta_t, m_t, *, form: MomentumForm = "ema",
-                    checkpoint_every=None) -> Float[Array, " T+1"]:
+@with_float64
+def momentum_losses(
+    spec: Spectrum, lr_t, beta_t, m_t, *, form: MomentumForm = "ema", checkpoint_every=None
+) -> Float[Array, " T+1"]:
     """Loss ``L_0 .. L_T`` of momentum SGD for per-step controls."""
     momentum_coefficients(jnp.zeros(()), form)  # validate the form eagerly
 

@@ -56,7 +56,7 @@ class ContinuousTime(AbstractDynamics):
     save_points: int = 64
     max_steps: int = 100_000
 
-    def loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
+    def _loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
         T = schedule.horizon
         lam, w = spectrum.lam, spectrum.weight
 

@@ -34,18 +34,26 @@ it.
 from __future__ import annotations
 
 import functools
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._precision import with_float64
 from ..model.spectrum import Spectrum
 from ..schedule import Schedule, knot_blocks
 from .base import AbstractDynamics, Trajectory, divergence_flag, scan_steps
 from .matpow import sym_power_apply
 
-__all__ = ["StepRecursion", "BlockPropagation", "sgd_step", "propagate_blocks",
-           "stability_margin", "max_stable_lr"]
+__all__ = [
+    "StepRecursion",
+    "BlockPropagation",
+    "sgd_step",
+    "propagate_blocks",
+    "stability_margin",
+    "max_stable_lr",
+]
 
 
 def sgd_step(spec: Spectrum, c: Float[Array, " n"], lr, batch) -> Float[Array, " n"]:
@@ -56,6 +64,7 @@ def sgd_step(spec: Spectrum, c: Float[Array, " n"], lr, batch) -> Float[Array, "
     return d * c + (lr**2 / batch) * lam * (tracked + spec.noise)
 
 
+@with_float64
 def stability_margin(spec: Spectrum, lr, batch) -> Float[Array, "..."]:
     r"""``1 - rho``-like margin of the constant-``(lr, batch)`` step map: positive iff stable.
 
@@ -68,6 +77,7 @@ def stability_margin(spec: Spectrum, lr, batch) -> Float[Array, "..."]:
     return jnp.minimum(1.0 - q, jnp.min(e) / 2.0)
 
 
+@with_float64
 @functools.partial(jax.jit, static_argnames="iters")
 def max_stable_lr(spec: Spectrum, batch, *, iters: int = 100) -> Float[Array, ""]:
     """The largest constant learning rate whose step map is stable (bisection, jit-able)."""
@@ -98,6 +108,7 @@ def _block(spec: Spectrum, c, lr, batch, length):
     return c_inf + y / root_w
 
 
+@with_float64
 @jax.jit
 def propagate_blocks(
     spec: Spectrum, lr: Float[Array, " K"], batch: Float[Array, " K"], lengths: Float[Array, " K"]
@@ -128,13 +139,14 @@ class StepRecursion(AbstractDynamics):
 
     checkpoint_every: int | None = None
 
-    def loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
+    def _loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
         lr_t, _, m_t = schedule.per_step(batch)
         losses = step_losses(spectrum, lr_t, m_t, checkpoint_every=self.checkpoint_every)
         steps = jnp.arange(schedule.horizon + 1)
         return Trajectory(steps, losses, divergence_flag(losses, spectrum.noise))
 
 
+@with_float64
 def step_losses(spec: Spectrum, lr_t, m_t, *, checkpoint_every=None) -> Float[Array, " T+1"]:
     """Loss ``L_0 .. L_T`` of the per-step recursion for per-step ``lr_t`` and ``m_t``."""
 
@@ -154,7 +166,9 @@ class BlockPropagation(AbstractDynamics):
     boundaries. Cost is independent of the horizon.
     """
 
-    def loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
+    supports_linear: ClassVar[bool] = False
+
+    def _loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
         starts, lengths = knot_blocks(schedule)
         lr = schedule.lr
         m = schedule.batch if schedule.batch is not None else jnp.full_like(lr, batch)

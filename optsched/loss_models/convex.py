@@ -29,9 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._precision import with_float64
 from ..schedule import Schedule
-from .base import (
-    AbstractLossModel,
+from .base import AbstractLossModel
+from .fitting import (
     covariance,
     least_squares_fit,
     pilot_arrays,
@@ -41,22 +42,24 @@ from .base import (
 __all__ = ["ConvexBound", "convex_bound", "fit_convex_bound", "refine_from_grad_norms"]
 
 
+@with_float64
 def convex_bound(lr, u=1.0, v=1.0):
     r""":math:`\Omega_t` after ``t = 1 .. T`` steps of rates ``lr`` (shape ``(T,)``), with
     :math:`D^2 = u` and :math:`G^2 = v`; jit-able and differentiable in ``lr``."""
     lr = jnp.asarray(lr, dtype=float)
     T = lr.shape[0]
-    cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr)])          # cum[t] = sum_{tau < t}
+    cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr)])  # cum[t] = sum_{tau < t}
     cum2 = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr**2)])
     k = jnp.arange(T)
 
     def omega(t):  # after t steps (rates lr[0 .. t-1])
         total, total2 = cum[t], cum2[t]
-        after = cum[t] - cum[k + 1]                 # sum_{j = k+1}^{t-1} lr_j
+        after = cum[t] - cum[k + 1]  # sum_{j = k+1}^{t-1} lr_j
         from_k, from_k2 = cum[t] - cum[k], cum2[t] - cum2[k]
         ok = (k < t - 1) & (after > 0)
-        term = jnp.where(ok, lr * from_k2 / (jnp.where(ok, after, 1.0) * jnp.where(ok, from_k,
-                                                                                      1.0)), 0.0)
+        term = jnp.where(
+            ok, lr * from_k2 / (jnp.where(ok, after, 1.0) * jnp.where(ok, from_k, 1.0)), 0.0
+        )
         safe = jnp.where(total > 0, total, 1.0)
         value = (u + v * total2) / (2.0 * safe) + 0.5 * v * jnp.sum(term)
         return jnp.where(total > 0, value, jnp.inf)
@@ -80,11 +83,26 @@ class ConvexBound(AbstractLossModel):
     lr_unit: float = 1.0
     stderr: dict = None
 
+    @property
+    def lr_scale(self) -> float:
+        """Model (normalised) learning rate per real one: ``1 / lr_unit``."""
+        return 1.0 / float(self.lr_unit)
+
+    @with_float64
     def curve(self, lr):
         """Loss after ``0 .. T`` steps (``inf`` at step 0, where the bound is undefined)."""
         omega = convex_bound(jnp.asarray(lr) / self.lr_unit, self.u, self.v)
         return jnp.concatenate([jnp.full(1, jnp.inf), self.loss_floor + omega])
 
+    def describe(self) -> dict:
+        return {
+            "kind": "ConvexBound",
+            "values": {"u": self.u, "v": self.v, "loss_floor": self.loss_floor},
+            "lr_unit": self.lr_unit,
+            "stderr": self.stderr,
+        }
+
+    @with_float64
     def optimal_peak(self, shape) -> float:
         r"""The closed-form best base rate :math:`\gamma^*` for the per-step ``shape`` (peak 1),
         in real units: :math:`\gamma^* = \sqrt{u / (2 v \Sigma Q)}`."""
@@ -108,8 +126,10 @@ def _residuals(theta, data):
     return jnp.concatenate(out)
 
 
+@with_float64
 def fit_convex_bound(runs: Sequence, *, max_steps: int = 200) -> ConvexBound:
-    """Fit ``u, v`` and the floor to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`, step 0
+    """Fit ``u, v`` and the floor to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`,
+    step 0
     skipped), by least squares on log losses."""
     arrays, unit, y_min, y_max = pilot_arrays(runs, normalise=True, skip_first_step=True)
     span = y_max - y_min + 1e-12
@@ -120,8 +140,10 @@ def fit_convex_bound(runs: Sequence, *, max_steps: int = 200) -> ConvexBound:
     return ConvexBound(u, v, floor, unit, standard_errors(cov, ("u", "v", "loss_floor")))
 
 
-def refine_from_grad_norms(grad_norms, peak_lr: float, *, window: int | None = None,
-                           knots: int = 2048) -> Schedule:
+@with_float64
+def refine_from_grad_norms(
+    grad_norms, peak_lr: float, *, window: int | None = None, knots: int = 2048
+) -> Schedule:
     r"""The refined schedule of Defazio et al. (2023) from a previous run's gradient norms.
 
     The norms :math:`g_t` (one per step, ``t = 0 .. T-1``) are median-smoothed over ``window``

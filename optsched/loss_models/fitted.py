@@ -28,12 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._precision import with_float64
 from ..dynamics.sgd import step_losses
 from ..model.problem import PowerLawProblem
 from ..model.spectrum import mode_grid, spectrum
 from ..schedule import Schedule
-from .base import (
-    AbstractLossModel,
+from .base import AbstractLossModel
+from .fitting import (
     covariance,
     least_squares_fit,
     pilot_arrays,
@@ -96,6 +97,7 @@ class FittedProblem(AbstractLossModel):
     residual_rms: float
     max_time: float = eqx.field(static=True, default=1e4)
 
+    @with_float64
     def curve(self, lr):
         """Real loss after ``0 .. T`` steps of real per-step rates ``lr`` (jit-able)."""
         spec = spectrum(self.problem, _grid(float(self.problem.b), self.max_time))
@@ -105,42 +107,62 @@ class FittedProblem(AbstractLossModel):
 
     def values(self) -> dict[str, float]:
         """The fitted values of :data:`PARAMETERS`."""
-        return {"a": float(self.problem.a), "b": float(self.problem.b),
-                "sigma": float(self.problem.sigma), "lr_scale": self.lr_scale,
-                "loss_scale": self.loss_scale, "loss_floor": self.loss_floor}
+        return {
+            "a": float(self.problem.a),
+            "b": float(self.problem.b),
+            "sigma": float(self.problem.sigma),
+            "lr_scale": self.lr_scale,
+            "loss_scale": self.loss_scale,
+            "loss_floor": self.loss_floor,
+        }
 
-    def to_model(self, schedule: Schedule) -> Schedule:
-        """``schedule`` (real units) as the model sees it: learning rates times ``lr_scale``."""
-        return _scaled(schedule, self.lr_scale)
-
-    def to_real(self, schedule: Schedule) -> Schedule:
-        """A model-unit ``schedule`` (e.g. a solution's) in real units, for ``to_optax``."""
-        return _scaled(schedule, 1.0 / self.lr_scale)
-
+    @with_float64
     def predict(self, schedule: Schedule, steps=None) -> np.ndarray:
-        """Predicted real loss of ``schedule`` (real units) at ``steps`` (default ``0 .. T``)."""
+        """Predicted real loss of ``schedule`` at ``steps`` (default ``0 .. T``); modes accurate
+        at any length. A schedule in model units is converted at this fit's ``lr_scale``."""
+        from .base import _in_units_of
+
+        schedule = _in_units_of(self, schedule)
         steps = np.arange(schedule.horizon + 1) if steps is None else np.asarray(steps)
-        lr, _, m = self.to_model(schedule).per_step(self.problem.batch)
+        lr, _, m = schedule.per_step(self.problem.batch)
+        lr = self.lr_scale * lr
         spec = spectrum(self.problem, _grid(float(self.problem.b), float(jnp.sum(lr))))
         model = np.asarray(step_losses(spec, lr, m))[steps]
         return self.loss_floor + self.loss_scale * model
 
-    def solve(self, horizon: int, lr_max: float, **kwargs):
-        """The optimal schedule for ``horizon`` real steps under the real cap ``lr_max``.
+    def objective(self, horizon: int, lr_max: float, *, max_blocks: int = 128):
+        """The power-law objective on this fit's modes, in real units
+        (:class:`~optsched.loss_models.power_law.PowerLawObjective` with the fitted scales)."""
+        from .power_law import PowerLawObjective
 
-        Returns ``(solution, schedule)``: the :class:`~optsched.Solution` in model units, and
-        its schedule in real units (pass it to :func:`optsched.to_optax`).
-        """
-        from ..solver.solve import solve
+        objective = self.problem.objective(
+            horizon, self.lr_scale * float(lr_max), max_blocks=max_blocks
+        )
+        return PowerLawObjective(
+            objective.spec,
+            objective.batch,
+            method=objective.method,
+            lr_scale=self.lr_scale,
+            loss_scale=self.loss_scale,
+            loss_floor=self.loss_floor,
+        )
 
-        solution = solve(self.problem, horizon, self.lr_scale * float(lr_max), **kwargs)
-        return solution, self.to_real(solution.schedule)
+    def default_lr_max(self) -> float:
+        """99% of the fitted model's largest stable constant rate, in real units."""
+        return self.problem.default_lr_max() / self.lr_scale
 
+    @property
+    def phase(self) -> str:
+        return self.problem.phase
 
-def _scaled(schedule: Schedule, factor: float) -> Schedule:
-    return Schedule(schedule.steps, np.asarray(schedule.lr) * factor, horizon=schedule.horizon,
-                    momentum=schedule.momentum, batch=schedule.batch,
-                    interpolation=schedule.interpolation)
+    def describe(self) -> dict:
+        return {
+            "kind": "FittedProblem",
+            "values": self.values(),
+            "stderr": self.stderr,
+            "batch": float(self.problem.batch),
+            "residual_rms": self.residual_rms,
+        }
 
 
 def _grid(b: float, max_time: float):
@@ -151,9 +173,16 @@ def _grid(b: float, max_time: float):
 
 def _natural(theta, floor_max):
     """Unconstrained parameters -> (a, b, sigma, lr_scale, loss_scale, loss_floor)."""
-    return jnp.stack([1.0 + jnp.exp(theta[0]), 1.0 + jnp.exp(theta[1]), jnp.exp(theta[2]),
-                      jnp.exp(theta[3]), jnp.exp(theta[4]),
-                      floor_max * jax.nn.sigmoid(theta[5])])
+    return jnp.stack(
+        [
+            1.0 + jnp.exp(theta[0]),
+            1.0 + jnp.exp(theta[1]),
+            jnp.exp(theta[2]),
+            jnp.exp(theta[3]),
+            jnp.exp(theta[4]),
+            floor_max * jax.nn.sigmoid(theta[5]),
+        ]
+    )
 
 
 def _residuals(theta, data):
@@ -168,8 +197,14 @@ def _residuals(theta, data):
     return jnp.concatenate(out)
 
 
-def fit(runs: Sequence[PilotRun], *, batch: float = 1.0, starts: Sequence[tuple] | None = None,
-        max_steps: int = 200) -> FittedProblem:
+@with_float64
+def fit(
+    runs: Sequence[PilotRun],
+    *,
+    batch: float = 1.0,
+    starts: Sequence[tuple] | None = None,
+    max_steps: int = 200,
+) -> FittedProblem:
     r"""Fit ``(a, b, sigma, lr_scale, loss_scale, loss_floor)`` to pilot runs.
 
     Args:
@@ -189,15 +224,21 @@ def fit(runs: Sequence[PilotRun], *, batch: float = 1.0, starts: Sequence[tuple]
     for a0, b0 in starts or [(1.5, 1.3), (2.5, 1.5), (1.5, 2.5), (3.0, 2.0)]:
         # the model is stable up to a rate of about 1 at m = 1: start well inside
         scale0 = 0.5 * (y_0 - y_min) / float(PowerLawProblem(a0, b0).initial_loss())
-        theta = jnp.array([math.log(a0 - 1), math.log(b0 - 1), math.log(0.1),
-                           math.log(0.5 / peak), math.log(scale0), 0.0])
+        theta = jnp.array(
+            [
+                math.log(a0 - 1),
+                math.log(b0 - 1),
+                math.log(0.1),
+                math.log(0.5 / peak),
+                math.log(scale0),
+                0.0,
+            ]
+        )
         for _ in range(2):  # rebuild the mode grid around the current estimate once
             nat = _natural(theta, y_min)
-            data = (arrays, _grid(float(nat[1]), float(nat[3]) * total_real), float(batch),
-                    y_min)
+            data = (arrays, _grid(float(nat[1]), float(nat[3]) * total_real), float(batch), y_min)
             try:
-                theta, cost, J = least_squares_fit(_residuals, [theta], data,
-                                                   max_steps=max_steps)
+                theta, cost, J = least_squares_fit(_residuals, [theta], data, max_steps=max_steps)
             except ValueError:
                 break
         else:
@@ -208,6 +249,13 @@ def fit(runs: Sequence[PilotRun], *, batch: float = 1.0, starts: Sequence[tuple]
     theta, cost, J, data = best
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     a, b, sigma, s_lr, s_loss, floor = (float(v) for v in _natural(theta, y_min))
-    return FittedProblem(PowerLawProblem(a, b, sigma=sigma, batch=batch), s_lr, s_loss, floor,
-                         standard_errors(cov, PARAMETERS), cov, math.sqrt(cost / J.shape[0]),
-                         max_time=10.0 * s_lr * total_real)
+    return FittedProblem(
+        PowerLawProblem(a, b, sigma=sigma, batch=batch),
+        s_lr,
+        s_loss,
+        floor,
+        standard_errors(cov, PARAMETERS),
+        cov,
+        math.sqrt(cost / J.shape[0]),
+        max_time=10.0 * s_lr * total_real,
+    )

@@ -26,8 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import (
-    AbstractLossModel,
+from .._precision import with_float64
+from .base import AbstractLossModel
+from .fitting import (
     covariance,
     least_squares_fit,
     pilot_arrays,
@@ -54,12 +55,27 @@ class MultiPowerLaw(AbstractLossModel):
     stderr: dict
     residual_rms: float = float("nan")
 
+    @property
+    def lr_scale(self) -> float:
+        """Model (normalised) learning rate per real one: ``1 / lr_unit``."""
+        return 1.0 / float(self.lr_unit)
+
+    @with_float64
     def curve(self, lr):
         """Loss after ``0 .. T`` steps (``inf`` at step 0, where the law is undefined)."""
         return _mpl_curve(self.params, jnp.asarray(lr) / self.lr_unit)
 
     def values(self) -> dict[str, float]:
         return {k: float(v) for k, v in zip(PARAMETERS, self.params, strict=True)}
+
+    def describe(self) -> dict:
+        return {
+            "kind": "MultiPowerLaw",
+            "values": self.values(),
+            "lr_unit": self.lr_unit,
+            "stderr": self.stderr,
+            "residual_rms": self.residual_rms,
+        }
 
 
 def _mpl_curve(params, lr):
@@ -95,8 +111,10 @@ def _residuals(theta, runs):
     return jnp.concatenate(out)
 
 
+@with_float64
 def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLaw:
-    """Fit the multi-power law to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`), skipping step 0.
+    """Fit the multi-power law to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`),
+    skipping step 0.
 
     All seven parameters are positive (fitted in log space). Starts: :math:`L_0` at 80% of the
     lowest loss, :math:`A` matching the first observed loss, :math:`\\alpha \\in \\{0.3, 0.6\\}`,
@@ -112,10 +130,19 @@ def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLa
     for alpha in (0.3, 0.6):
         for C in (0.5, 5.0):
             A = max(first.loss[i] - 0.8 * y_min, 1e-12) * s_first**alpha
-            starts.append([math.log(0.8 * y_min), math.log(A), math.log(alpha),
-                           math.log(0.1 * (y_max - y_min) + 1e-12), math.log(C),
-                           math.log(0.5), math.log(0.5)])
+            starts.append(
+                [
+                    math.log(0.8 * y_min),
+                    math.log(A),
+                    math.log(alpha),
+                    math.log(0.1 * (y_max - y_min) + 1e-12),
+                    math.log(C),
+                    math.log(0.5),
+                    math.log(0.5),
+                ]
+            )
     theta, cost, J = least_squares_fit(_residuals, starts, arrays, max_steps=max_steps)
     cov = covariance(J, cost, _natural, theta)
-    return MultiPowerLaw(_natural(theta), unit, standard_errors(cov, PARAMETERS),
-                         math.sqrt(cost / J.shape[0]))
+    return MultiPowerLaw(
+        _natural(theta), unit, standard_errors(cov, PARAMETERS), math.sqrt(cost / J.shape[0])
+    )

@@ -5,7 +5,7 @@ covariance has eigenvalues ``lambda_k = k**-b`` (``k = 1 .. N``), a target whose
 ``lambda_k (w*_k)**2 = k**-a``, label noise of variance ``sigma**2`` and minibatch size ``m``.
 The schedule (learning rate, momentum, batch size over time) is *not* part of the problem.
 
-Notation conversions (``MODEL.md``):
+Notation conversions (``docs/model.md``):
 
 =====================================  =====================  ===========================
 source                                 eigenvalue exponent     target exponent
@@ -19,12 +19,17 @@ PLRF "4+3 phases" ``(alpha, beta)``    ``2 alpha = b``         ``2 alpha + 2 bet
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import zeta
 from jaxtyping import Array, Float
+
+from .._precision import with_float64
+from ..loss_models.base import AbstractLossModel
+from ..schedule import Units
 
 __all__ = ["PowerLawProblem", "Width", "format_width", "parse_width"]
 
@@ -72,7 +77,7 @@ def _concrete(name: str, value) -> float:
     return out
 
 
-class PowerLawProblem(eqx.Module):
+class PowerLawProblem(AbstractLossModel):
     r"""Linear regression on power-law Gaussian features, trained by minibatch SGD.
 
     Modes ``k = 1 .. N`` of the student have eigenvalues and initial errors
@@ -93,10 +98,14 @@ class PowerLawProblem(eqx.Module):
         features: student width ``N``: a positive int or ``math.inf``.
         teacher_modes: teacher width ``M >= N`` (default ``N``: no unlearnable tail).
 
-    ``a, b, sigma, batch`` are stored as float64 arrays, so that jit-compiled code does not
-    recompile for every new value; ``features`` and ``teacher_modes`` are static (they fix shapes).
+    ``a, b, sigma, batch`` are stored as float64 (numpy) arrays, so that jit-compiled code does
+    not recompile for every new value and the values read the same whatever JAX's precision is;
+    ``features`` and ``teacher_modes`` are static (they fix shapes).
     Values are validated when they are concrete (not under ``jit``/``vmap`` tracing).
     """
+
+    units: ClassVar[Units] = "model"
+    controls: ClassVar[frozenset[str]] = frozenset({"lr", "momentum", "batch"})
 
     a: Float[Array, ""]
     b: Float[Array, ""]
@@ -107,8 +116,8 @@ class PowerLawProblem(eqx.Module):
 
     def __init__(self, a, b, sigma=0.0, batch=1.0, features=math.inf, teacher_modes=None):
         features = parse_width(features, "features")
-        teacher_modes = features if teacher_modes is None else parse_width(
-            teacher_modes, "teacher_modes"
+        teacher_modes = (
+            features if teacher_modes is None else parse_width(teacher_modes, "teacher_modes")
         )
         if teacher_modes < features:
             raise ValueError(
@@ -126,10 +135,7 @@ class PowerLawProblem(eqx.Module):
                 raise ValueError(f"sigma must be >= 0, got sigma={s_:g}")
             if m_ < 1:
                 raise ValueError(f"batch must be >= 1, got batch={m_:g}")
-        self.a = jnp.asarray(a, dtype=float)
-        self.b = jnp.asarray(b, dtype=float)
-        self.sigma = jnp.asarray(sigma, dtype=float)
-        self.batch = jnp.asarray(batch, dtype=float)
+        self.a, self.b, self.sigma, self.batch = (_stored(v) for v in (a, b, sigma, batch))
         self.features = features
         self.teacher_modes = teacher_modes
 
@@ -140,13 +146,53 @@ class PowerLawProblem(eqx.Module):
         a, b = float(self.a), float(self.b)
         return "easy" if a > b else "hard" if a < b else "boundary"
 
+    @with_float64
     def tail_loss(self) -> Float[Array, ""]:
         r"""Unlearnable excess loss :math:`\sum_{N<k\le M} k^{-a}` of the teacher's extra modes."""
         return _power_sum(self.a, self.features, self.teacher_modes)
 
+    @with_float64
     def initial_loss(self) -> Float[Array, ""]:
         r"""Initial excess loss :math:`\sum_{k \le M} k^{-a}` (the student starts at ``w = 0``)."""
         return _power_sum(self.a, 0, self.teacher_modes)
+
+    # ----------------------------------------------------------------- as a loss model
+    @property
+    def lr_scale(self) -> float:
+        """1: the problem's schedules are in model units."""
+        return 1.0
+
+    @with_float64
+    def default_lr_max(self) -> float:
+        """99% of the largest stable constant learning rate at the problem's batch size."""
+        from ..dynamics.choice import modes_for
+        from ..dynamics.sgd import max_stable_lr
+
+        return 0.99 * float(max_stable_lr(modes_for(self, 1.0), self.batch))
+
+    def objective(self, horizon: int, lr_max: float, *, max_blocks: int = 128):
+        """The exact final loss on modes accurate up to intrinsic time ``lr_max * horizon``
+        (:class:`~optsched.loss_models.power_law.PowerLawObjective`)."""
+        from ..dynamics.choice import modes_for, sgd_method
+        from ..loss_models.power_law import PowerLawObjective
+
+        spec = modes_for(self, float(lr_max) * int(horizon))
+        method = sgd_method(int(horizon), spec.size, max_blocks)
+        return PowerLawObjective(spec, jnp.asarray(self.batch), method=method)
+
+    @with_float64
+    def curve(self, lr) -> Float[Array, " T+1"]:
+        """Excess loss after ``0 .. T`` steps of per-step rates ``lr`` at the problem's batch
+        size (exact recursion; modes accurate up to ``sum(lr)``, or 1e7 under tracing)."""
+        from ..dynamics.choice import modes_for
+        from ..dynamics.sgd import step_losses
+
+        lr = jnp.asarray(lr, dtype=float)
+        max_time = 1e7 if not _is_concrete(lr) else float(jnp.sum(lr))
+        return step_losses(modes_for(self, max_time), lr, jnp.full_like(lr, self.batch))
+
+    def describe(self) -> dict:
+        return {"kind": "PowerLawProblem", **self.to_dict()}
 
     # ----------------------------------------------------------------- other notations
     @classmethod
@@ -196,6 +242,11 @@ class PowerLawProblem(eqx.Module):
             )
         except KeyError as err:
             raise ValueError(f"problem description lacks the entry {err.args[0]!r}") from None
+
+
+def _stored(value):
+    """A concrete value as a float64 numpy scalar array; a traced one as it is."""
+    return np.asarray(value, dtype=np.float64) if _is_concrete(value) else value
 
 
 def _is_concrete(value) -> bool:

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._precision import with_float64
 from .problem import PowerLawProblem, Width, format_width
 
 __all__ = ["ModeGrid", "Spectrum", "mode_grid", "spectrum"]
@@ -162,14 +163,17 @@ class Spectrum(eqx.Module):
     def size(self) -> int:
         return int(self.lam.shape[0])
 
+    @with_float64
     def loss(self, c: Float[Array, "... n"]) -> Float[Array, "..."]:
         """Excess loss of per-mode errors ``c`` (any leading batch shape)."""
         return jnp.sum(self.weight * self.lam * c, axis=-1) + self.offset
 
+    @with_float64
     def initial_loss(self) -> Float[Array, ""]:
         return self.loss(self.target)
 
 
+@with_float64
 def spectrum(
     problem: PowerLawProblem, grid: ModeGrid | None = None, *, max_time: float = 1e7, **kwargs
 ) -> Spectrum:

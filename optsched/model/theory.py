@@ -1,6 +1,7 @@
 r"""What theory predicts for the power-law random-feature model, and slope fits to check it.
 
-With eigenvalue exponent ``b`` and target exponent ``a`` (both > 1), MODEL.md and the source paper
+With eigenvalue exponent ``b`` and target exponent ``a`` (both > 1), docs/model.md and the source
+paper
 (Bordelon & Mori 2026) give, for the optimal learning-rate schedule at horizon ``T``:
 
 * phase: *easy* when ``a > b``, *hard* when ``a < b``;
@@ -8,10 +9,11 @@ With eigenvalue exponent ``b`` and target exponent ``a`` (both > 1), MODEL.md an
   and :math:`\delta = 2b - 1`; optimal final loss :math:`\sim T^{-(a-1)/a}`;
 * hard phase: warmup-stable-decay at the cap, :math:`\xi = 0`; final loss
   :math:`\sim T^{-(a-1)/b}`;
-* optimal constant rate: final loss :math:`\sim T^{-(a-1)/(a-1+b)}` in the easy phase (MODEL.md,
+* optimal constant rate: final loss :math:`\sim T^{-(a-1)/(a-1+b)}` in the easy phase
+(docs/model.md,
   "derived, check it"); in the hard phase a constant rate at the cap is limited by its noise floor.
 
-These are asymptotic: at ``T ~ 1e3`` fitted exponents are 20-30% off (MODEL.md), so
+These are asymptotic: at ``T ~ 1e3`` fitted exponents are 20-30% off (docs/model.md), so
 :func:`fit_exponent` reports local slopes over a range of ``T`` rather than one number.
 """
 
@@ -22,8 +24,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Exponents", "phase", "exponents", "compute_optimal_exponents", "fit_exponent",
-           "local_exponents", "measure"]
+__all__ = [
+    "Exponents",
+    "phase",
+    "exponents",
+    "compute_optimal_exponents",
+    "fit_exponent",
+    "local_exponents",
+    "measure",
+]
 
 
 def _check(a: float, b: float) -> tuple[float, float]:
@@ -67,7 +76,7 @@ class Exponents:
 
 
 def exponents(a: float, b: float) -> Exponents:
-    """The theory exponents of MODEL.md for ``(a, b)``."""
+    """The theory exponents of docs/model.md for ``(a, b)``."""
     a, b = _check(a, b)
     ph = phase(a, b)
     easy = a >= b
@@ -82,7 +91,8 @@ def exponents(a: float, b: float) -> Exponents:
 
 
 def compute_optimal_exponents(a: float, b: float) -> dict[str, float]:
-    r"""Compute-optimal exponents under :math:`C = N T m` (PAPER_DIGEST 4.4, inferred, to check).
+    r"""Compute-optimal exponents under :math:`C = N T m` (docs/model.md (compute-optimal section),
+    inferred, to check).
 
     A width-``N`` model adds :math:`N^{-(a-1)}` to the loss; with the optimal schedule the
     number of modes learned in ``T`` steps is :math:`T^{1/a}` (easy) or :math:`T^{1/b}` (hard).
@@ -135,10 +145,12 @@ def measure(solutions, *, fractions=(0.3, 0.5, 0.7), decay=(0.5, 0.95), cap_leve
         raise ValueError("measuring exponents needs solutions at two or more horizons")
     T = np.array([s.schedule.horizon for s in sols], dtype=float)
     loss = np.array([float(s.final_loss) for s in sols])
-    lr_at = np.array([
-        [float(s.schedule.lr_at(int(round(f * (s.schedule.horizon - 1))))) for f in fractions]
-        for s in sols
-    ])
+    lr_at = np.array(
+        [
+            [float(s.schedule.lr_at(int(round(f * (s.schedule.horizon - 1))))) for f in fractions]
+            for s in sols
+        ]
+    )
     xi_local = -np.mean([local_exponents(T, lr_at[:, j]) for j in range(len(fractions))], axis=0)
     xi = -float(np.mean([fit_exponent(T, lr_at[:, j]) for j in range(len(fractions))]))
     big = sols[-1]
@@ -147,8 +159,14 @@ def measure(solutions, *, fractions=(0.3, 0.5, 0.7), decay=(0.5, 0.95), cap_leve
     lr = np.asarray(big.schedule.lr_at(t))
     keep = (u >= decay[0]) & (u <= decay[1]) & (lr > 0)
     delta = fit_exponent(1.0 - u[keep], lr[keep]) if keep.sum() >= 2 else float("nan")
-    anneal = [float(np.mean(np.asarray(s.schedule.lr_at(np.arange(s.schedule.horizon)))
-                            < cap_level * s.lr_max)) for s in sols]
+    anneal = [
+        float(
+            np.mean(
+                np.asarray(s.schedule.lr_at(np.arange(s.schedule.horizon))) < cap_level * s.lr_max
+            )
+        )
+        for s in sols
+    ]
     return {
         "horizons": T.astype(int).tolist(),
         "final_loss": loss.tolist(),

@@ -18,8 +18,15 @@ from ._common import Check, Result, checks_table
 
 __all__ = ["EXPERIMENTS", "Check", "Result", "checks_table", "reproduce", "run"]
 
-EXPERIMENTS = ("easy_phase", "hard_phase", "loss_scaling", "phase_diagram",
-               "momentum_and_batch", "compute_optimal", "export_to_optax")
+EXPERIMENTS = (
+    "easy_phase",
+    "hard_phase",
+    "loss_scaling",
+    "phase_diagram",
+    "momentum_and_batch",
+    "compute_optimal",
+    "export_to_optax",
+)
 
 
 def run(name: str, quick: bool = False, progress: Callable[[str], None] | None = None) -> Result:
@@ -30,8 +37,13 @@ def run(name: str, quick: bool = False, progress: Callable[[str], None] | None =
     return module.run(quick=quick, progress=progress)
 
 
-def reproduce(out, *, quick: bool = False, only: Sequence[str] | None = None,
-              progress: Callable[[str], None] | None = None) -> dict:
+def reproduce(
+    out,
+    *,
+    quick: bool = False,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Run the experiments, write ``out/<figure>.png`` and ``out/results.json``; return the
     results dictionary (``{"quick", "experiments": {name: {numbers, checks, time_s}}}``)."""
     say = progress or (lambda msg: None)
@@ -55,7 +67,9 @@ def reproduce(out, *, quick: bool = False, only: Sequence[str] | None = None,
             plt.close(fig)
         results["experiments"][name] = entry
         passed = sum(c.passed for c in result.checks)
-        say(f"{name}: {passed}/{len(result.checks)} checks within tolerance, "
-            f"{entry['time_s']:.0f} s")
+        say(
+            f"{name}: {passed}/{len(result.checks)} checks within tolerance, "
+            f"{entry['time_s']:.0f} s"
+        )
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
     return results

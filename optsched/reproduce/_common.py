@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from ..model.problem import PowerLawProblem
 from ..solver.solve import Solution, _broadcast, solve_many
 
-# the two problems of MODEL.md that the paper's figures use, at infinite width
+# the two problems of docs/model.md that the paper's figures use, at infinite width
 EASY = PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=4, features=math.inf)
 EASY_LR_MAX = 2.0
 HARD = PowerLawProblem(a=1.3, b=2.75, sigma=0.7, batch=4, features=math.inf)
@@ -60,13 +60,17 @@ class Result:
 
 def checks_table(checks) -> str:
     """Checks as a markdown table: quantity, theory, measured, tolerance, range, passed."""
-    rows = ["| quantity | theory | measured | tolerance | over | passed |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| quantity | theory | measured | tolerance | over | passed |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in checks:
         bound = f"> {c.theory + c.tolerance:.3g}" if c.relation == "above" else f"{c.theory:.3f}"
         tol = "" if c.relation == "above" else f"{c.tolerance:.3f}"
-        rows.append(f"| {c.quantity} | {bound} | {c.measured:.3f} | {tol} | {c.where} | "
-                    f"{'yes' if c.passed else 'NO'} |")
+        rows.append(
+            f"| {c.quantity} | {bound} | {c.measured:.3f} | {tol} | {c.where} | "
+            f"{'yes' if c.passed else 'NO'} |"
+        )
     return "\n".join(rows)
 
 
@@ -77,8 +81,13 @@ def _key(problem: PowerLawProblem, horizon: int, lr_max) -> tuple:
     return (tuple(sorted(problem.to_dict().items())), int(horizon), lr_max)
 
 
-def solutions(problems: PowerLawProblem | Sequence[PowerLawProblem], horizons, lr_max=None, *,
-              progress: Callable[[str], None] | None = None) -> list[Solution]:
+def solutions(
+    problems: PowerLawProblem | Sequence[PowerLawProblem],
+    horizons,
+    lr_max=None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> list[Solution]:
     """:func:`optsched.solve_many`, remembering every solution for the rest of the process.
 
     Experiments share problems (the easy and hard figures and the loss-scaling plot solve the

@@ -5,7 +5,8 @@ grid with ``N`` and ``T`` both doubling, every diagonal has one ``C``: the front
 :math:`L^*(C) = \min_N L^*_{N, C/(Nm)}` (refined by a parabola in :math:`\log N` through the
 three grid points around the minimum) gives :math:`N^*(C)`, :math:`T^*(C)` and the loss
 exponent. The loss includes the unlearnable tail :math:`\sum_{k > N} k^{-a}` (an infinitely wide
-teacher). Theory (PAPER_DIGEST 4.4, inferred there and flagged "to check"; the easy phase here):
+teacher). Theory (docs/model.md (compute-optimal section), inferred there and flagged "to check";
+the easy phase here):
 :math:`N^* \sim C^{1/(a+1)}`, :math:`T^* \sim C^{a/(a+1)}`, :math:`L^* \sim C^{-(a-1)/(a+1)}`.
 """
 
@@ -21,8 +22,10 @@ from . import plotting
 from ._common import EASY, EASY_LR_MAX, Check, Result, solutions
 
 QUICK = dict(widths=[8, 16, 32, 64, 128], horizons=[16, 32, 64, 128, 256, 512])
-FULL = dict(widths=[8, 16, 32, 64, 128, 256, 512, 1024],
-            horizons=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
+FULL = dict(
+    widths=[8, 16, 32, 64, 128, 256, 512, 1024],
+    horizons=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
+)
 
 
 def frontier(widths, horizons, loss, batch: float):
@@ -39,15 +42,16 @@ def frontier(widths, horizons, loss, batch: float):
         best = int(np.argmin(values))
         if best in (0, len(cells) - 1):
             continue  # the optimum is at the edge of the grid: the frontier is unknown there
-        x = np.log2([widths[i] for i, _ in cells[best - 1: best + 2]])
-        y = np.log(values[best - 1: best + 2])
+        x = np.log2([widths[i] for i, _ in cells[best - 1 : best + 2]])
+        y = np.log(values[best - 1 : best + 2])
         c2, c1, c0 = np.polyfit(x, y, 2)
         x_star = -c1 / (2 * c2)
         i, j = cells[0]
         C = widths[i] * horizons[j] * batch
         n_star = 2.0**x_star
-        out.append((C, n_star, C / (n_star * batch), float(np.exp(np.polyval([c2, c1, c0],
-                                                                                x_star)))))
+        out.append(
+            (C, n_star, C / (n_star * batch), float(np.exp(np.polyval([c2, c1, c0], x_star))))
+        )
     return out
 
 
@@ -60,38 +64,77 @@ def run(quick: bool = False, progress=None) -> Result:
     """
     cfg = QUICK if quick else FULL
     widths, horizons = cfg["widths"], cfg["horizons"]
-    problems = {N: PowerLawProblem(a=EASY.a, b=EASY.b, sigma=EASY.sigma, batch=EASY.batch,
-                                   features=N, teacher_modes=math.inf) for N in widths}
+    problems = {
+        N: PowerLawProblem(
+            a=EASY.a,
+            b=EASY.b,
+            sigma=EASY.sigma,
+            batch=EASY.batch,
+            features=N,
+            teacher_modes=math.inf,
+        )
+        for N in widths
+    }
     pairs = [(problems[N], T) for N in widths for T in horizons]
-    sols = solutions([p for p, _ in pairs], [T for _, T in pairs], EASY_LR_MAX,
-                     progress=progress)
+    sols = solutions([p for p, _ in pairs], [T for _, T in pairs], EASY_LR_MAX, progress=progress)
     shape = (len(widths), len(horizons))
     optimal = np.array([s.final_loss for s in sols]).reshape(shape)
     constant = np.array([s.baselines["constant"].final_loss for s in sols]).reshape(shape)
     batch = float(EASY.batch)
-    fronts = {"optimal": frontier(widths, horizons, optimal, batch),
-              "constant": frontier(widths, horizons, constant, batch)}
+    fronts = {
+        "optimal": frontier(widths, horizons, optimal, batch),
+        "constant": frontier(widths, horizons, constant, batch),
+    }
     theory = compute_optimal_exponents(float(EASY.a), float(EASY.b))
     fitted = {}
     for name, front in fronts.items():
         C, n, t, loss = (np.array(col) for col in zip(*front, strict=True))
-        fitted[name] = {"width": fit_exponent(C, n), "horizon": fit_exponent(C, t),
-                        "loss": -fit_exponent(C, loss)}
+        fitted[name] = {
+            "width": fit_exponent(C, n),
+            "horizon": fit_exponent(C, t),
+            "loss": -fit_exponent(C, loss),
+        }
     C_opt = [f[0] for f in fronts["optimal"]]
     where = f"C = {min(C_opt):.0f} .. {max(C_opt):.0f} (N = {widths[0]} .. {widths[-1]})"
     tol = 0.15 if quick else 0.1
-    checks = [Check(f"compute-optimal {q} exponent (optimal schedule)", theory[q],
-                    fitted["optimal"][q], tol, where) for q in ("width", "horizon", "loss")]
+    checks = [
+        Check(
+            f"compute-optimal {q} exponent (optimal schedule)",
+            theory[q],
+            fitted["optimal"][q],
+            tol,
+            where,
+        )
+        for q in ("width", "horizon", "loss")
+    ]
     common = sorted(set(C_opt) & {f[0] for f in fronts["constant"]})
-    ratio = [dict((f[0], f[3]) for f in fronts["constant"])[c]
-             / dict((f[0], f[3]) for f in fronts["optimal"])[c] for c in common]
-    checks.append(Check("frontier loss, constant / optimal (smallest over C)", 1.0,
-                        min(ratio) if ratio else float("nan"), 0.0, where, relation="above"))
-    numbers = {"problem": {**EASY.to_dict(), "teacher_modes": "inf"}, "widths": widths,
-               "horizons": horizons, "loss_optimal": optimal.tolist(),
-               "loss_constant": constant.tolist(),
-               "frontier": {k: [dict(zip(("C", "N", "T", "L"), f, strict=True)) for f in v]
-                            for k, v in fronts.items()},
-               "fitted": fitted, "theory": theory}
+    ratio = [
+        dict((f[0], f[3]) for f in fronts["constant"])[c]
+        / dict((f[0], f[3]) for f in fronts["optimal"])[c]
+        for c in common
+    ]
+    checks.append(
+        Check(
+            "frontier loss, constant / optimal (smallest over C)",
+            1.0,
+            min(ratio) if ratio else float("nan"),
+            0.0,
+            where,
+            relation="above",
+        )
+    )
+    numbers = {
+        "problem": {**EASY.to_dict(), "teacher_modes": "inf"},
+        "widths": widths,
+        "horizons": horizons,
+        "loss_optimal": optimal.tolist(),
+        "loss_constant": constant.tolist(),
+        "frontier": {
+            k: [dict(zip(("C", "N", "T", "L"), f, strict=True)) for f in v]
+            for k, v in fronts.items()
+        },
+        "fitted": fitted,
+        "theory": theory,
+    }
     fig = plotting.plot_compute_optimal(widths, horizons, optimal, batch, fronts, theory)
     return Result("compute_optimal", numbers, checks, {"compute_optimal": fig})

@@ -1,8 +1,8 @@
 r"""Easy phase (a > b): the optimal schedule collapses onto :math:`T^{-\xi}(1 - t/T)^\delta`.
 
-Theory (MODEL.md): :math:`\eta^*_T(t) \simeq T^{-\xi} (1 - t/T)^{\delta}` with
+Theory (docs/model.md): :math:`\eta^*_T(t) \simeq T^{-\xi} (1 - t/T)^{\delta}` with
 :math:`\xi = 1 - b/a` and :math:`\delta = 2b - 1`; optimal final loss :math:`\sim T^{-(a-1)/a}`.
-Measured on the MODEL.md easy problem at infinite width over several decades of ``T``.
+Measured on the docs/model.md easy problem at infinite width over several decades of ``T``.
 """
 
 from __future__ import annotations
@@ -34,14 +34,28 @@ def run(quick: bool = False, progress=None) -> Result:
     where = decades([t for t in T if t >= 1000])
     checks = [
         Check("easy xi (peak-rate exponent)", theory.xi, fit["xi"], 0.05, where),
-        Check("easy delta (decay exponent)", theory.delta, fit["delta"], 0.3 if quick else 0.15,
-              f"T = {max(T):.0e}, t/T in [0.5, 0.95]".replace("e+0", "e")),
-        Check("easy loss exponent (optimal)", theory.loss_optimal, fit["loss_exponent"],
-              0.08 if quick else 0.05, where),
+        Check(
+            "easy delta (decay exponent)",
+            theory.delta,
+            fit["delta"],
+            0.3 if quick else 0.15,
+            f"T = {max(T):.0e}, t/T in [0.5, 0.95]".replace("e+0", "e"),
+        ),
+        Check(
+            "easy loss exponent (optimal)",
+            theory.loss_optimal,
+            fit["loss_exponent"],
+            0.08 if quick else 0.05,
+            where,
+        ),
     ]
-    numbers = {"problem": EASY.to_dict(), "lr_max": EASY_LR_MAX, "horizons": T,
-               "final_loss": [s.final_loss for s in sols], "fit": fit,
-               "theory": theory.to_dict()}
+    numbers = {
+        "problem": EASY.to_dict(),
+        "lr_max": EASY_LR_MAX,
+        "horizons": T,
+        "final_loss": [s.final_loss for s in sols],
+        "fit": fit,
+        "theory": theory.to_dict(),
+    }
     fig = plotting.plot_easy_collapse(sols, xi=theory.xi, delta=theory.delta)
     return Result("easy_phase", numbers, checks, {"easy_phase": fig})
-

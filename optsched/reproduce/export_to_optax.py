@@ -85,14 +85,18 @@ def compare(problem, schedules: dict, horizon: int, runs: int, seed: int = 0) ->
         mean, err = losses.mean(0), losses.std(0, ddof=1) / np.sqrt(runs)
         predicted = np.asarray(loss_curve(problem, sched, method="scan").loss)
         ref = losses[:, -1] if ref is None else ref
-        out[name] = {"mean": mean, "stderr": err, "predicted": predicted,
-                     "max_abs_z": float(np.max(np.abs(mean[1:] - predicted[1:]) / err[1:])),
-                     "ratio": paired_ratio(losses[:, -1], ref)}
+        out[name] = {
+            "mean": mean,
+            "stderr": err,
+            "predicted": predicted,
+            "max_abs_z": float(np.max(np.abs(mean[1:] - predicted[1:]) / err[1:])),
+            "ratio": paired_ratio(losses[:, -1], ref),
+        }
     return out
 
 
 def run(quick: bool = False, progress=None) -> Result:
-    """Solve the MODEL.md easy problem at ``N = 100`` (a 200-mode teacher), export the optimum
+    """Solve the docs/model.md easy problem at ``N = 100`` (a 200-mode teacher), export the optimum
     and the tuned cosine and WSD baselines to optax, and train each ``runs`` times.
 
     Checks: measured and predicted losses agree at every step (largest ``|z|`` below 4.5 over
@@ -104,22 +108,50 @@ def run(quick: bool = False, progress=None) -> Result:
     T, R = cfg["horizon"], cfg["runs"]
     say(f"solving T = {T}")
     sol = solve(PROBLEM, T, LR_MAX)
-    schedules = {"optsched": sol.schedule, "cosine": sol.baselines["cosine"].schedule,
-                 "wsd": sol.baselines["wsd"].schedule}
+    schedules = {
+        "optsched": sol.schedule,
+        "cosine": sol.baselines["cosine"].schedule,
+        "wsd": sol.baselines["wsd"].schedule,
+    }
     say(f"training {len(schedules)} x {R} runs")
     runs = compare(PROBLEM, schedules, T, R)
     where = f"N = 100, T = {T}, {R} runs per schedule"
-    checks = [Check("largest |z|, measured vs predicted loss (all steps)", 0.0,
-                    max(r["max_abs_z"] for r in runs.values()), 4.5, where)]
+    checks = [
+        Check(
+            "largest |z|, measured vs predicted loss (all steps)",
+            0.0,
+            max(r["max_abs_z"] for r in runs.values()),
+            4.5,
+            where,
+        )
+    ]
     for name in ("cosine", "wsd"):
         ratio, err = runs[name]["ratio"]
-        checks.append(Check(f"measured final loss, {name} / optsched, minus 2 s.e.", 1.0,
-                            ratio - 2 * err, 0.0, where, relation="above"))
-    numbers = {"problem": PROBLEM.to_dict(), "lr_max": LR_MAX, "horizon": T, "runs": R,
-               **{name: {"predicted_final": float(r["predicted"][-1]),
-                         "measured_final": float(r["mean"][-1]),
-                         "measured_stderr": float(r["stderr"][-1]),
-                         "max_abs_z": r["max_abs_z"], "ratio_to_optsched": r["ratio"]}
-                  for name, r in runs.items()}}
+        checks.append(
+            Check(
+                f"measured final loss, {name} / optsched, minus 2 s.e.",
+                1.0,
+                ratio - 2 * err,
+                0.0,
+                where,
+                relation="above",
+            )
+        )
+    numbers = {
+        "problem": PROBLEM.to_dict(),
+        "lr_max": LR_MAX,
+        "horizon": T,
+        "runs": R,
+        **{
+            name: {
+                "predicted_final": float(r["predicted"][-1]),
+                "measured_final": float(r["mean"][-1]),
+                "measured_stderr": float(r["stderr"][-1]),
+                "max_abs_z": r["max_abs_z"],
+                "ratio_to_optsched": r["ratio"],
+            }
+            for name, r in runs.items()
+        },
+    }
     fig = plotting.plot_measured_vs_predicted(runs, schedules)
     return Result("export_to_optax", numbers, checks, {"export_to_optax": fig})

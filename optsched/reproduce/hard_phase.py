@@ -1,8 +1,8 @@
 r"""Hard phase (a < b): warmup-stable-decay at the cap, with an anneal that shrinks with ``T``.
 
-Theory (MODEL.md): the optimum sits at :math:`\eta_{max}` for most of training and anneals over
+Theory (docs/model.md): the optimum sits at :math:`\eta_{max}` for most of training and anneals over
 a fraction of ``T`` that vanishes as ``T`` grows; optimal final loss :math:`\sim T^{-(a-1)/b}`.
-The law of the anneal fraction is not settled (MODEL.md measured :math:`\sim T^{-0.30}` for
+The law of the anneal fraction is not settled (docs/model.md measured :math:`\sim T^{-0.30}` for
 ``T`` from 64 to 2048 at ``N = 1500``): it is measured here over more decades.
 """
 
@@ -15,7 +15,7 @@ from ._common import HARD, HARD_LR_MAX, Check, Result, decades, solutions
 QUICK_HORIZONS = [100, 1000, 10_000]
 FULL_HORIZONS = [100, 1000, 10_000, 100_000, 1_000_000]
 ANNEAL_SMALL_T = -0.30
-"""MODEL.md's measured anneal-fraction exponent at small ``T`` (not a derived law)."""
+"""docs/model.md's measured anneal-fraction exponent at small ``T`` (not a derived law)."""
 
 
 def horizons(quick: bool) -> list[int]:
@@ -26,7 +26,7 @@ def run(quick: bool = False, progress=None) -> Result:
     """Solve the hard problem at every horizon; measure the anneal fraction and loss exponent.
 
     A step anneals when :math:`\\eta_t < 0.95\\,\\eta_{max}`. Checks: the anneal-fraction
-    exponent is within 0.1 of MODEL.md's small-``T`` value -0.30 (and negative: the fraction
+    exponent is within 0.1 of docs/model.md's small-``T`` value -0.30 (and negative: the fraction
     vanishes); the loss exponent within 0.015 of :math:`(a-1)/b` over ``T >= 1000``.
     """
     T = horizons(quick)
@@ -38,13 +38,30 @@ def run(quick: bool = False, progress=None) -> Result:
     slope = fit_exponent(T, anneal)
     checks = [
         Check("hard anneal-fraction exponent", ANNEAL_SMALL_T, slope, 0.1, decades(T)),
-        Check("hard loss exponent (optimal)", theory.loss_optimal, late["loss_exponent"], 0.015,
-              decades([t for t in T if t >= 1000])),
-        Check("hard xi (peak rate stays at the cap)", theory.xi, late["xi"], 0.01,
-              decades([t for t in T if t >= 1000])),
+        Check(
+            "hard loss exponent (optimal)",
+            theory.loss_optimal,
+            late["loss_exponent"],
+            0.015,
+            decades([t for t in T if t >= 1000]),
+        ),
+        Check(
+            "hard xi (peak rate stays at the cap)",
+            theory.xi,
+            late["xi"],
+            0.01,
+            decades([t for t in T if t >= 1000]),
+        ),
     ]
-    numbers = {"problem": HARD.to_dict(), "lr_max": HARD_LR_MAX, "horizons": T,
-               "final_loss": [s.final_loss for s in sols], "anneal_fraction": anneal,
-               "anneal_exponent": slope, "fit": late, "theory": theory.to_dict()}
+    numbers = {
+        "problem": HARD.to_dict(),
+        "lr_max": HARD_LR_MAX,
+        "horizons": T,
+        "final_loss": [s.final_loss for s in sols],
+        "anneal_fraction": anneal,
+        "anneal_exponent": slope,
+        "fit": late,
+        "theory": theory.to_dict(),
+    }
     fig = plotting.plot_hard_anneal(sols, anneal, slope)
     return Result("hard_phase", numbers, checks, {"hard_phase": fig})

@@ -1,6 +1,7 @@
 r"""Beyond the learning rate: the optimal momentum :math:`\beta^*(t)` and batch-size ramps.
 
-* Momentum (hard phase): ``solve(..., momentum=True)`` at several ``T``; the source paper reports
+* Momentum (hard phase): ``solve(..., LearningRateMomentum(...))`` at several ``T``; the source
+paper reports
   that an optimal :math:`\beta(t)` improves the loss-scaling *exponent* in the hard phase. Here
   the gain is measured as the fitted loss exponent with momentum minus without. The form
   matters: heavy-ball momentum (optax's trace, effective step :math:`\eta/(1-\mu)`) can step
@@ -18,15 +19,21 @@ import math
 
 from ..model.problem import PowerLawProblem
 from ..model.theory import exponents, fit_exponent
+from ..solver.parameterisation import LearningRateMomentum
 from ..solver.solve import solve
 from ..wallclock import budget_sweep, ramp_exponent
 from . import plotting
 from ._common import EASY, HARD, HARD_LR_MAX, Check, Result, decades
 
-QUICK = dict(momentum_horizons=[100, 300, 1000], forms=("heavy_ball",), budget=2048,
-             mean_batches=(8, 4, 2))
-FULL = dict(momentum_horizons=[100, 300, 1000, 3000], forms=("heavy_ball", "ema"),
-            budget=16384, mean_batches=(32, 16, 8, 4, 2))
+QUICK = dict(
+    momentum_horizons=[100, 300, 1000], forms=("heavy_ball",), budget=2048, mean_batches=(8, 4, 2)
+)
+FULL = dict(
+    momentum_horizons=[100, 300, 1000, 3000],
+    forms=("heavy_ball", "ema"),
+    budget=16384,
+    mean_batches=(32, 16, 8, 4, 2),
+)
 BATCH_RANGE = (1.0, 64.0)
 
 
@@ -45,12 +52,12 @@ def run(quick: bool = False, progress=None) -> Result:
         sols = []
         for horizon in T:
             say(f"momentum ({form}), T = {horizon}")
-            sols.append(solve(HARD, horizon, HARD_LR_MAX, momentum=True, momentum_form=form))
+            controls = LearningRateMomentum(lr_max=HARD_LR_MAX, form=form)
+            sols.append(solve(HARD, horizon, controls))
         momentum[form] = sols
-    loss_sgd = [s.diagnostics["lr_only_final_loss"] for s in momentum["heavy_ball"]]
+    loss_sgd = [s.stats["lr_only_final_loss"] for s in momentum["heavy_ball"]]
     p_sgd = -fit_exponent(T, loss_sgd)
-    p_m = {form: -fit_exponent(T, [s.final_loss for s in sols])
-           for form, sols in momentum.items()}
+    p_m = {form: -fit_exponent(T, [s.final_loss for s in sols]) for form, sols in momentum.items()}
 
     D = cfg["budget"]
     horizons = [int(D / m) for m in cfg["mean_batches"]]
@@ -64,25 +71,57 @@ def run(quick: bool = False, progress=None) -> Result:
     mean_ramp = sum(ramps) / len(ramps)
 
     checks = [
-        Check("hard: loss-exponent gain from heavy-ball momentum", 0.0, p_m["heavy_ball"] - p_sgd,
-              0.0, decades(T), relation="above"),
-        Check("easy: steps saved by the batch ramp at equal samples", 0.0, saved, 0.0,
-              f"D = {D}, T = {min(horizons)} .. {max(horizons)}", relation="above"),
-        Check("easy: batch-ramp exponent 1/(2b) - 1", theory_ramp, mean_ramp,
-              0.2 if quick else 0.12, f"D = {D}, T = {min(horizons)} .. {max(horizons)}"),
+        Check(
+            "hard: loss-exponent gain from heavy-ball momentum",
+            0.0,
+            p_m["heavy_ball"] - p_sgd,
+            0.0,
+            decades(T),
+            relation="above",
+        ),
+        Check(
+            "easy: steps saved by the batch ramp at equal samples",
+            0.0,
+            saved,
+            0.0,
+            f"D = {D}, T = {min(horizons)} .. {max(horizons)}",
+            relation="above",
+        ),
+        Check(
+            "easy: batch-ramp exponent 1/(2b) - 1",
+            theory_ramp,
+            mean_ramp,
+            0.2 if quick else 0.12,
+            f"D = {D}, T = {min(horizons)} .. {max(horizons)}",
+        ),
     ]
     numbers = {
-        "momentum": {"problem": HARD.to_dict(), "lr_max": HARD_LR_MAX, "horizons": T,
-                     "final_loss": {form: [s.final_loss for s in sols]
-                                    for form, sols in momentum.items()},
-                     "final_loss_sgd": loss_sgd, "loss_exponent": p_m,
-                     "loss_exponent_sgd": p_sgd},
-        "batch": {"problem": easy.to_dict(), "budget": D, "batch_range": list(BATCH_RANGE),
-                  "horizons": horizons, "loss_ramp": sweep.loss_ramp.tolist(),
-                  "loss_constant": sweep.loss_constant.tolist(), "target_loss": target,
-                  "steps_ramp": steps_ramp, "steps_constant": steps_constant,
-                  "steps_saved": saved, "ramp_exponents": ramps, "theory_ramp": theory_ramp},
+        "momentum": {
+            "problem": HARD.to_dict(),
+            "lr_max": HARD_LR_MAX,
+            "horizons": T,
+            "final_loss": {form: [s.final_loss for s in sols] for form, sols in momentum.items()},
+            "final_loss_sgd": loss_sgd,
+            "loss_exponent": p_m,
+            "loss_exponent_sgd": p_sgd,
+        },
+        "batch": {
+            "problem": easy.to_dict(),
+            "budget": D,
+            "batch_range": list(BATCH_RANGE),
+            "horizons": horizons,
+            "loss_ramp": sweep.loss_ramp.tolist(),
+            "loss_constant": sweep.loss_constant.tolist(),
+            "target_loss": target,
+            "steps_ramp": steps_ramp,
+            "steps_constant": steps_constant,
+            "steps_saved": saved,
+            "ramp_exponents": ramps,
+            "theory_ramp": theory_ramp,
+        },
     }
-    figures = {"momentum": plotting.plot_momentum(momentum, loss_sgd),
-               "batch_ramp": plotting.plot_batch_ramps(sweep, target, theory_ramp)}
+    figures = {
+        "momentum": plotting.plot_momentum(momentum, loss_sgd),
+        "batch_ramp": plotting.plot_batch_ramps(sweep, target, theory_ramp),
+    }
     return Result("momentum_and_batch", numbers, checks, figures)

@@ -39,14 +39,27 @@ def run(quick: bool = False, progress=None) -> Result:
     """
     cfg = QUICK if quick else FULL
     a_values, b_values = grid(cfg["size"])
-    problems = [PowerLawProblem(a=float(a), b=float(b), sigma=SIGMA, batch=BATCH,
-                                features=math.inf) for b in b_values for a in a_values]
+    problems = [
+        PowerLawProblem(a=float(a), b=float(b), sigma=SIGMA, batch=BATCH, features=math.inf)
+        for b in b_values
+        for a in a_values
+    ]
     T1, T2 = cfg["horizons"]
     first = solutions(problems, T1, progress=progress)
     second = solutions(problems, T2, progress=progress)
     shape = (len(b_values), len(a_values))
-    cells = {k: np.full(shape, np.nan) for k in ("xi", "xi_theory", "delta", "delta_theory",
-                                                 "gain_constant", "gain_cosine", "easy")}
+    cells = {
+        k: np.full(shape, np.nan)
+        for k in (
+            "xi",
+            "xi_theory",
+            "delta",
+            "delta_theory",
+            "gain_constant",
+            "gain_cosine",
+            "easy",
+        )
+    }
     for idx, (p, s1, s2) in enumerate(zip(problems, first, second, strict=True)):
         i, j = divmod(idx, shape[1])
         th = exponents(float(p.a), float(p.b))
@@ -65,18 +78,44 @@ def run(quick: bool = False, progress=None) -> Result:
     agree = ((cells["xi"] > 0.05) == (cells["easy"] > 0.5))[away]
     where = f"{shape[1]} x {shape[0]} grid, T = {T1} and {T2}"
     checks = [
-        Check("phase from measured xi agrees with theory (fraction of cells)", 1.0,
-              float(np.mean(agree)), 0.0, where),
-        Check("mean |xi - theory| over the grid", 0.0,
-              float(np.mean(np.abs(cells["xi"] - cells["xi_theory"])[away])),
-              0.1 if quick else 0.06, where),
-        Check("smallest gain over the best constant", 0.0,
-              float(np.min(cells["gain_constant"])), 0.0, where, relation="above"),
-        Check("smallest gain over the best cosine", 0.0,
-              float(np.min(cells["gain_cosine"])), 0.0, where, relation="above"),
+        Check(
+            "phase from measured xi agrees with theory (fraction of cells)",
+            1.0,
+            float(np.mean(agree)),
+            0.0,
+            where,
+        ),
+        Check(
+            "mean |xi - theory| over the grid",
+            0.0,
+            float(np.mean(np.abs(cells["xi"] - cells["xi_theory"])[away])),
+            0.1 if quick else 0.06,
+            where,
+        ),
+        Check(
+            "smallest gain over the best constant",
+            0.0,
+            float(np.min(cells["gain_constant"])),
+            0.0,
+            where,
+            relation="above",
+        ),
+        Check(
+            "smallest gain over the best cosine",
+            0.0,
+            float(np.min(cells["gain_cosine"])),
+            0.0,
+            where,
+            relation="above",
+        ),
     ]
-    numbers = {"a": a_values.tolist(), "b": b_values.tolist(), "horizons": [T1, T2],
-               "sigma": SIGMA, "batch": BATCH,
-               **{k: np.where(np.isnan(v), None, v).tolist() for k, v in cells.items()}}
+    numbers = {
+        "a": a_values.tolist(),
+        "b": b_values.tolist(),
+        "horizons": [T1, T2],
+        "sigma": SIGMA,
+        "batch": BATCH,
+        **{k: np.where(np.isnan(v), None, v).tolist() for k, v in cells.items()},
+    }
     fig = plotting.plot_phase_diagram(a_values, b_values, cells, horizons=(T1, T2))
     return Result("phase_diagram", numbers, checks, {"phase_diagram": fig})

@@ -6,9 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_loss_curves", "plot_schedules", "plot_easy_collapse", "plot_hard_anneal",
-           "plot_loss_scaling", "plot_phase_diagram", "plot_momentum", "plot_batch_ramps",
-           "plot_compute_optimal", "plot_measured_vs_predicted"]
+__all__ = [
+    "plot_loss_curves",
+    "plot_schedules",
+    "plot_easy_collapse",
+    "plot_hard_anneal",
+    "plot_loss_scaling",
+    "plot_phase_diagram",
+    "plot_momentum",
+    "plot_batch_ramps",
+    "plot_compute_optimal",
+    "plot_measured_vs_predicted",
+]
 
 
 def _axes(ax):
@@ -61,8 +70,13 @@ def _figure(ncols: int, *, nrows: int = 1, width: float = 5.0, height: float = 3
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
-                             constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(width * ncols, height * nrows),
+        constrained_layout=True,
+        squeeze=False,
+    )
     return fig, axes.ravel()
 
 
@@ -92,8 +106,9 @@ def _per_horizon(ax, solutions, value) -> None:
     """One line per solution: ``value(solution, t)`` against ``t/T``, coloured by horizon."""
     for s, color in zip(solutions, _horizon_colors(len(solutions)), strict=True):
         t = np.arange(s.horizon)
-        ax.plot(t / s.horizon, np.asarray(value(s, t)), color=color,
-                label=f"$T$ = {_sci(s.horizon)}")
+        ax.plot(
+            t / s.horizon, np.asarray(value(s, t)), color=color, label=f"$T$ = {_sci(s.horizon)}"
+        )
 
 
 def _sci(T: int) -> str:
@@ -115,12 +130,20 @@ def plot_easy_collapse(solutions, *, xi: float, delta: float):
     big = solutions[-1]
     u = np.linspace(0.0, 0.999, 400)
     scale = big.horizon**xi * float(big.schedule.lr_at(big.horizon // 2)) / 0.5**delta
-    ax2.plot(u, scale * (1 - u) ** delta, "k--", lw=1.2,
-             label=rf"theory $(1 - t/T)^{{\delta}}$, $\delta = {delta:.2f}$")
-    ax1.set(xlabel="step $t + 1$", ylabel=r"learning rate $\eta^*_T(t)$",
-            title="optimal schedules")
-    ax2.set(xlabel="training fraction $t/T$", ylabel=rf"$T^{{\xi}}\,\eta^*_T(t)$, "
-            rf"$\xi = {xi:.2f}$ (theory)", title="collapse onto one shape")
+    ax2.plot(
+        u,
+        scale * (1 - u) ** delta,
+        "k--",
+        lw=1.2,
+        label=rf"theory $(1 - t/T)^{{\delta}}$, $\delta = {delta:.2f}$",
+    )
+    ax1.set(xlabel="step $t + 1$", ylabel=r"learning rate $\eta^*_T(t)$", title="optimal schedules")
+    ax2.set(
+        xlabel="training fraction $t/T$",
+        ylabel=rf"$T^{{\xi}}\,\eta^*_T(t)$, "
+        rf"$\xi = {xi:.2f}$ (theory)",
+        title="collapse onto one shape",
+    )
     for ax in (ax1, ax2):
         ax.grid(True, which="both", alpha=0.3)
     ax2.legend(frameon=False, fontsize=8)
@@ -137,18 +160,26 @@ def plot_hard_anneal(solutions, anneal_fraction, slope: float):
     ax2.loglog(T, frac, "o", color="C3", label=r"measured ($\eta_t < 0.95\,\eta_{max}$)")
     fit = frac[0] * (T / T[0]) ** slope
     ax2.loglog(T, fit, "C3--", lw=1, label=f"fit $T^{{{slope:.2f}}}$")
-    ax1.set(xlabel="training fraction $t/T$", ylabel=r"learning rate $\eta^*_T(t)$",
-            title="optimal schedules (cap $\\eta_{max}$)")
-    ax2.set(xlabel="horizon $T$ (steps)", ylabel="anneal fraction of training",
-            title="the anneal shrinks with $T$")
+    ax1.set(
+        xlabel="training fraction $t/T$",
+        ylabel=r"learning rate $\eta^*_T(t)$",
+        title="optimal schedules (cap $\\eta_{max}$)",
+    )
+    ax2.set(
+        xlabel="horizon $T$ (steps)",
+        ylabel="anneal fraction of training",
+        title="the anneal shrinks with $T$",
+    )
     _finish(ax1, ax2)
     return fig
 
 
-_BASELINE_STYLE = {"optimal": ("k", "o", "optimal schedule"),
-                   "constant": ("C0", "s", "optimal constant"),
-                   "power_law": ("C1", "^", r"optimal power law $\eta_0(1+t)^{-\chi}$"),
-                   "cosine": ("C2", "v", "tuned cosine")}
+_BASELINE_STYLE = {
+    "optimal": ("k", "o", "optimal schedule"),
+    "constant": ("C0", "s", "optimal constant"),
+    "power_law": ("C1", "^", r"optimal power law $\eta_0(1+t)^{-\chi}$"),
+    "cosine": ("C2", "v", "tuned cosine"),
+}
 
 
 def plot_loss_scaling(panels: dict):
@@ -163,10 +194,17 @@ def plot_loss_scaling(panels: dict):
             ax.loglog(T, values, marker=marker, color=color, label=text, lw=1)
             p = theory.get(name)
             if p is not None:
-                ax.loglog(T, values[-1] * (T / T[-1]) ** (-p), "--", color=color, lw=0.8,
-                          label=rf"theory $T^{{-{p:.3f}}}$")
-        ax.set(xlabel="horizon $T$ (steps)", ylabel=r"final excess loss $L_T$",
-               title=f"{label} phase")
+                ax.loglog(
+                    T,
+                    values[-1] * (T / T[-1]) ** (-p),
+                    "--",
+                    color=color,
+                    lw=0.8,
+                    label=rf"theory $T^{{-{p:.3f}}}$",
+                )
+        ax.set(
+            xlabel="horizon $T$ (steps)", ylabel=r"final excess loss $L_T$", title=f"{label} phase"
+        )
         _plain_minor_ticks(ax)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(frameon=False, fontsize=7)
@@ -178,14 +216,20 @@ def plot_phase_diagram(a_values, b_values, cells: dict, *, horizons):
     :math:`\delta` (easy cells), and the gains over the best constant and the best cosine. The
     phase boundary ``a = b`` is drawn on each."""
     fig, axes = _figure(3, nrows=2, width=4.2, height=3.5)
-    maps = [("easy", "theory phase (1 = easy)", "coolwarm"),
-            ("xi", r"measured $\xi$", "viridis"),
-            ("xi_error", r"measured $-$ theory $\xi$", "RdBu_r"),
-            ("delta", r"measured $\delta$ (theory $2b - 1$)", "viridis"),
-            ("gain_constant", "gain over best constant (%)", "magma"),
-            ("gain_cosine", "gain over best cosine (%)", "magma")]
-    data = dict(cells, xi_error=cells["xi"] - cells["xi_theory"],
-                gain_constant=100 * cells["gain_constant"], gain_cosine=100 * cells["gain_cosine"])
+    maps = [
+        ("easy", "theory phase (1 = easy)", "coolwarm"),
+        ("xi", r"measured $\xi$", "viridis"),
+        ("xi_error", r"measured $-$ theory $\xi$", "RdBu_r"),
+        ("delta", r"measured $\delta$ (theory $2b - 1$)", "viridis"),
+        ("gain_constant", "gain over best constant (%)", "magma"),
+        ("gain_cosine", "gain over best cosine (%)", "magma"),
+    ]
+    data = dict(
+        cells,
+        xi_error=cells["xi"] - cells["xi_theory"],
+        gain_constant=100 * cells["gain_constant"],
+        gain_cosine=100 * cells["gain_cosine"],
+    )
     a_values, b_values = np.asarray(a_values), np.asarray(b_values)
     for ax, (key, title, cmap) in zip(axes, maps, strict=True):
         values = np.ma.masked_invalid(data[key])
@@ -197,10 +241,17 @@ def plot_phase_diagram(a_values, b_values, cells: dict, *, horizons):
         fig.colorbar(mesh, ax=ax)
         lo, hi = min(a_values.min(), b_values.min()), max(a_values.max(), b_values.max())
         ax.plot([lo, hi], [lo, hi], "w--", lw=1.2)
-        ax.set(xlim=(a_values.min(), a_values.max()), ylim=(b_values.min(), b_values.max()),
-               xlabel="target exponent $a$", ylabel="spectrum exponent $b$", title=title)
-    fig.suptitle(f"phase diagram: optimal schedules at $T$ = {horizons[0]} and {horizons[1]} "
-                 "(dashed: $a = b$)")
+        ax.set(
+            xlim=(a_values.min(), a_values.max()),
+            ylim=(b_values.min(), b_values.max()),
+            xlabel="target exponent $a$",
+            ylabel="spectrum exponent $b$",
+            title=title,
+        )
+    fig.suptitle(
+        f"phase diagram: optimal schedules at $T$ = {horizons[0]} and {horizons[1]} "
+        "(dashed: $a = b$)"
+    )
     return fig
 
 
@@ -214,12 +265,23 @@ def plot_momentum(momentum: dict, loss_sgd):
     T = np.array([s.horizon for s in sols], dtype=float)
     ax2.loglog(T, loss_sgd, "o-", color="k", label=r"optimal $\eta(t)$, no momentum")
     for i, (form, runs) in enumerate(momentum.items()):
-        ax2.loglog(T, [s.final_loss for s in runs], "s-", color=f"C{i + 3}",
-                   label=rf"optimal $\eta(t)$ and {form.replace('_', '-')} $\beta(t)$")
-    ax1.set(xlabel="training fraction $t/T$", ylabel=r"momentum $\beta^*(t)$",
-            title=f"optimal {first.replace('_', '-')} momentum (hard phase)")
-    ax2.set(xlabel="horizon $T$ (steps)", ylabel=r"final excess loss $L_T$",
-            title="loss with and without momentum")
+        ax2.loglog(
+            T,
+            [s.final_loss for s in runs],
+            "s-",
+            color=f"C{i + 3}",
+            label=rf"optimal $\eta(t)$ and {form.replace('_', '-')} $\beta(t)$",
+        )
+    ax1.set(
+        xlabel="training fraction $t/T$",
+        ylabel=r"momentum $\beta^*(t)$",
+        title=f"optimal {first.replace('_', '-')} momentum (hard phase)",
+    )
+    ax2.set(
+        xlabel="horizon $T$ (steps)",
+        ylabel=r"final excess loss $L_T$",
+        title="loss with and without momentum",
+    )
     _finish(ax1, ax2)
     return fig
 
@@ -233,16 +295,27 @@ def plot_batch_ramps(sweep, target: float, theory_exponent: float):
     big = sweep.solutions[-1]
     u = np.linspace(0.3, 0.97, 200)
     m_mid = float(np.asarray(big.schedule.per_step(big.problem.batch)[2])[big.horizon // 2])
-    ax1.plot(u, m_mid * ((1 - u) / 0.5) ** theory_exponent, "k--", lw=1,
-             label=rf"theory $(1 - t/T)^{{{theory_exponent:.2f}}}$")
-    ax1.set(yscale="log", xlabel="training fraction $t/T$", ylabel="batch size $m^*(t)$",
-            title=f"batch ramps at $D$ = {sweep.budget:g} samples")
-    ax2.loglog(sweep.horizons, sweep.loss_constant, "o-", color="C0",
-               label="constant batch $D/T$")
+    ax1.plot(
+        u,
+        m_mid * ((1 - u) / 0.5) ** theory_exponent,
+        "k--",
+        lw=1,
+        label=rf"theory $(1 - t/T)^{{{theory_exponent:.2f}}}$",
+    )
+    ax1.set(
+        yscale="log",
+        xlabel="training fraction $t/T$",
+        ylabel="batch size $m^*(t)$",
+        title=f"batch ramps at $D$ = {sweep.budget:g} samples",
+    )
+    ax2.loglog(sweep.horizons, sweep.loss_constant, "o-", color="C0", label="constant batch $D/T$")
     ax2.loglog(sweep.horizons, sweep.loss_ramp, "s-", color="C3", label="optimal ramp")
     ax2.axhline(target, color="gray", ls=":", label="target loss")
-    ax2.set(xlabel="steps $T$ (same samples $D$)", ylabel=r"final excess loss $L_T$",
-            title="fewer steps to the same loss")
+    ax2.set(
+        xlabel="steps $T$ (same samples $D$)",
+        ylabel=r"final excess loss $L_T$",
+        title="fewer steps to the same loss",
+    )
     _finish(ax1, ax2)
     return fig
 
@@ -256,8 +329,10 @@ def plot_compute_optimal(widths, horizons, loss, batch: float, fronts: dict, the
     for i, (N, color) in enumerate(zip(widths, colors, strict=True)):
         C = np.asarray(horizons, dtype=float) * N * batch
         ax1.loglog(C, loss[i], color=color, lw=1, label=f"$N$ = {N}, optimal schedule")
-    styles = {"optimal": ("k", "o", "frontier, optimal schedule"),
-              "constant": ("C3", "s", "frontier, optimal constant rate")}
+    styles = {
+        "optimal": ("k", "o", "frontier, optimal schedule"),
+        "constant": ("C3", "s", "frontier, optimal constant rate"),
+    }
     for name, front in fronts.items():
         color, marker, text = styles[name]
         C, n, t, L = (np.array(col) for col in zip(*front, strict=True))
@@ -265,16 +340,37 @@ def plot_compute_optimal(widths, horizons, loss, batch: float, fronts: dict, the
         if name == "optimal":
             ax2.loglog(C, n, "o", color="C0", label="$N^*(C)$ measured")
             ax2.loglog(C, t, "s", color="C1", label="$T^*(C)$ measured")
-            ax2.loglog(C, n[0] * (C / C[0]) ** theory["width"], "C0--", lw=1,
-                       label=rf"theory $C^{{{theory['width']:.2f}}}$")
-            ax2.loglog(C, t[0] * (C / C[0]) ** theory["horizon"], "C1--", lw=1,
-                       label=rf"theory $C^{{{theory['horizon']:.2f}}}$")
-            ax1.loglog(C, L[0] * (C / C[0]) ** (-theory["loss"]), "k--", lw=1,
-                       label=rf"theory $C^{{-{theory['loss']:.2f}}}$")
-    ax1.set(xlabel=r"compute $C = N\,T\,m$", ylabel="final loss $L$ (with the width tail)",
-            title="loss against compute")
-    ax2.set(xlabel=r"compute $C = N\,T\,m$", ylabel="compute-optimal $N^*$, $T^*$",
-            title="how to spend compute")
+            ax2.loglog(
+                C,
+                n[0] * (C / C[0]) ** theory["width"],
+                "C0--",
+                lw=1,
+                label=rf"theory $C^{{{theory['width']:.2f}}}$",
+            )
+            ax2.loglog(
+                C,
+                t[0] * (C / C[0]) ** theory["horizon"],
+                "C1--",
+                lw=1,
+                label=rf"theory $C^{{{theory['horizon']:.2f}}}$",
+            )
+            ax1.loglog(
+                C,
+                L[0] * (C / C[0]) ** (-theory["loss"]),
+                "k--",
+                lw=1,
+                label=rf"theory $C^{{-{theory['loss']:.2f}}}$",
+            )
+    ax1.set(
+        xlabel=r"compute $C = N\,T\,m$",
+        ylabel="final loss $L$ (with the width tail)",
+        title="loss against compute",
+    )
+    ax2.set(
+        xlabel=r"compute $C = N\,T\,m$",
+        ylabel="compute-optimal $N^*$, $T^*$",
+        title="how to spend compute",
+    )
     _finish(ax1, ax2, fontsize=7)
     return fig
 
@@ -290,11 +386,23 @@ def plot_measured_vs_predicted(runs: dict, schedules: dict):
         t = np.arange(T)
         ax1.plot(t, np.asarray(schedules[name].lr_at(t)), color=color, label=name)
         steps = np.arange(1, T + 1)
-        ax2.fill_between(steps, mean[1:] - 2 * err[1:], mean[1:] + 2 * err[1:], color=color,
-                         alpha=0.3, lw=0, label=f"{name}, measured")
+        ax2.fill_between(
+            steps,
+            mean[1:] - 2 * err[1:],
+            mean[1:] + 2 * err[1:],
+            color=color,
+            alpha=0.3,
+            lw=0,
+            label=f"{name}, measured",
+        )
         ax2.plot(steps, r["predicted"][1:], color=color, lw=1, label=f"{name}, theory")
     ax1.set(xlabel="step $t$", ylabel=r"learning rate $\eta_t$", title="schedules (exported)")
-    ax2.set(xscale="log", yscale="log", xlabel="step $t$", ylabel=r"excess test loss $L_t$",
-            title="optax SGD: measured ($\\pm$2 s.e.) vs theory")
+    ax2.set(
+        xscale="log",
+        yscale="log",
+        xlabel="step $t$",
+        ylabel=r"excess test loss $L_t$",
+        title="optax SGD: measured ($\\pm$2 s.e.) vs theory",
+    )
     _finish(ax1, ax2)
     return fig

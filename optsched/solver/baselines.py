@@ -20,17 +20,13 @@ import math
 from typing import Literal
 
 import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ..dynamics.base import blown_up
-from ..dynamics.sgd import sgd_step
-from ..model.problem import PowerLawProblem
-from ..model.spectrum import Spectrum
+from .._precision import with_float64
+from ..loss_models.base import AbstractObjective
 from ..schedule import Schedule
 
-__all__ = ["FAMILIES", "BaselineResult", "family", "final_losses_for_peaks", "tune_baselines"]
+__all__ = ["FAMILIES", "BaselineResult", "family", "tune_baselines"]
 
 FAMILIES = ("constant", "power_law", "cosine", "linear", "wsd")
 
@@ -96,65 +92,47 @@ class BaselineResult(eqx.Module):
         return {"peak_lr": self.peak_lr, **dict(self.params), "final_loss": self.final_loss}
 
 
-def final_losses_for_peaks(spec: Spectrum, shapes, peaks, batch) -> np.ndarray:
-    """Final losses of ``lr_t = peaks[v, p] * shapes[v, t]`` for every variant ``v`` and peak ``p``.
-
-    One vectorised scan over the exact per-step recursion; ``shapes`` is ``(V, T)``, ``peaks``
-    ``(V, P)``, the result ``(V, P)``. Divergent runs (non-finite or blown-up loss) give ``inf``.
-    """
-    shapes = jnp.asarray(shapes, dtype=float)
-    losses = _peak_scan(spec, shapes.T, jnp.asarray(peaks, dtype=float),
-                        jnp.asarray(batch, dtype=float))
-    out = np.asarray(losses)
-    bad = np.asarray(blown_up(out, spec.initial_loss(), spec.noise))
-    return np.where(bad, np.inf, out)
-
-
-@jax.jit
-def _peak_scan(spec, shapes_tv, peaks, batch):
-    step = jax.vmap(jax.vmap(sgd_step, in_axes=(None, 0, 0, None)), in_axes=(None, 0, 0, None))
-    c0 = jnp.broadcast_to(spec.target, peaks.shape + spec.target.shape)
-
-    def body(c, shape_v):
-        return step(spec, c, peaks * shape_v[:, None], batch), None
-
-    c, _ = jax.lax.scan(body, c0, shapes_tv)
-    return spec.loss(c)
-
-
+@with_float64
 def _variants(families) -> list[tuple[str, dict]]:
     out = []
     for name in families:
         if name == "power_law":
             out += [(name, dict(chi=c)) for c in (0.0, 0.1, 0.2, 0.3, 0.5, 0.8)]
         elif name == "wsd":
-            out += [(name, dict(cooldown=f, cooldown_shape=s)) for s in ("linear", "sqrt")
-                    for f in (0.1, 0.25, 0.5)]
+            out += [
+                (name, dict(cooldown=f, cooldown_shape=s))
+                for s in ("linear", "sqrt")
+                for f in (0.1, 0.25, 0.5)
+            ]
         else:
             out.append((name, {}))
     return out
 
 
-def tune_baselines(problem: PowerLawProblem, horizon: int, lr_max: float, *,
-                   spec: Spectrum | None = None, families=FAMILIES,
-                   points: int = 12, rounds: int = 3) -> dict[str, BaselineResult]:
+@with_float64
+def tune_baselines(
+    objective: AbstractObjective,
+    horizon: int,
+    lr_max: float,
+    *,
+    families=FAMILIES,
+    points: int = 12,
+    rounds: int = 3,
+) -> dict[str, BaselineResult]:
     """Tune every family's parameters for the final loss at ``horizon`` under ``lr <= lr_max``.
 
-    The power law tunes ``chi`` on ``{0, 0.1, 0.2, 0.3, 0.5, 0.8}``; WSD its cooldown fraction
-    on ``{0.1, 0.25, 0.5}`` with a linear or ``1 - sqrt`` cooldown. Each variant's peak is found
-    on a log grid of ``points`` values over ``(1e-4 lr_max, lr_max]``; each family's two best
-    variants are then refined ``rounds - 1`` times around their best peaks. All variants and
-    peaks of a round run in one vectorised scan. Losses are those of the exact per-step
-    recursion (on ``spec``, by default the problem's modes), for the schedules as stored (knot
-    expansion).
+    The same code tunes the baselines of every loss model: ``objective`` (a model bound to the
+    horizon, :meth:`~optsched.loss_models.base.AbstractLossModel.objective`) evaluates a grid
+    of peaks for all variants at once. The power law tunes ``chi`` on
+    ``{0, 0.1, 0.2, 0.3, 0.5, 0.8}``; WSD its cooldown fraction on ``{0.1, 0.25, 0.5}`` with a
+    linear or ``1 - sqrt`` cooldown. Each variant's peak is found on a log grid of ``points``
+    values over ``(1e-4 lr_max, lr_max]``; each family's two best variants are then refined
+    ``rounds - 1`` times around their best peaks. Losses are those of the schedules as stored
+    (knot expansion), in the objective's units.
     """
-    from ..evaluate import make_spectrum
-
     for name in families:
         if name not in FAMILIES:
             raise ValueError(f"unknown schedule family {name!r}; choose from {', '.join(FAMILIES)}")
-    if spec is None:
-        spec = make_spectrum(problem, max_time=lr_max * horizon)
     variants = _variants(families)
     t = np.arange(horizon)
     shapes = np.stack([np.asarray(family(n, 1.0, horizon, **kw).lr_at(t)) for n, kw in variants])
@@ -162,10 +140,10 @@ def tune_baselines(problem: PowerLawProblem, horizon: int, lr_max: float, *,
     lo = np.full(V, math.log(lr_max) - math.log(1e4))
     hi = np.full(V, math.log(lr_max))
     best_peak, best_loss = np.full(V, lr_max), np.full(V, np.inf)
-    active = np.arange(V)  # after the first round, only each family's best variant is refined
+    active = np.arange(V)  # after the first round, only each family's best variants are refined
     for r in range(rounds):
         grid = np.exp(np.linspace(lo[active], hi[active], points, axis=1))  # (A, points)
-        losses = final_losses_for_peaks(spec, shapes[active], grid, problem.batch)
+        losses = objective.baseline_final_losses(shapes[active], grid)
         i = np.argmin(losses, axis=1)
         rows = np.arange(len(active))
         better = losses[rows, i] < best_loss[active]
@@ -176,13 +154,20 @@ def tune_baselines(problem: PowerLawProblem, horizon: int, lr_max: float, *,
         hi[active] = np.minimum(np.log(best_peak[active]) + width, math.log(lr_max))
         if r == 0:  # keep the two best variants of each family
             names = np.array([n for n, _ in variants])
-            ranked = [sorted(np.flatnonzero(names == n), key=lambda v: best_loss[v])
-                      for n in dict.fromkeys(names)]
+            ranked = [
+                sorted(np.flatnonzero(names == n), key=lambda v: best_loss[v])
+                for n in dict.fromkeys(names)
+            ]
             active = np.concatenate([r[:2] for r in ranked])
     out = {}
     for v, (name, kw) in enumerate(variants):
         if name not in out or best_loss[v] < out[name].final_loss:
             params = tuple((k, v if isinstance(v, str) else float(v)) for k, v in kw.items())
-            out[name] = BaselineResult(name, float(best_peak[v]), params, float(best_loss[v]),
-                                       family(name, float(best_peak[v]), horizon, **kw))
+            out[name] = BaselineResult(
+                name,
+                float(best_peak[v]),
+                params,
+                float(best_loss[v]),
+                family(name, float(best_peak[v]), horizon, **kw),
+            )
     return out

@@ -28,8 +28,15 @@ def minimise(f, theta0, maxiter, gtol, ftol):
         updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=f)
         # progress below ftol counts as a stall; three in a row end the run
         stall = jnp.where(value_prev - value < ftol, stall + 1, 0)
-        return (optax.apply_updates(theta, updates), state, value, value_prev,
-                optax.tree.norm(grad), stall, i + 1)
+        return (
+            optax.apply_updates(theta, updates),
+            state,
+            value,
+            value_prev,
+            optax.tree.norm(grad),
+            stall,
+            i + 1,
+        )
 
     def cond(carry):
         *_, gnorm, stall, i = carry

@@ -4,11 +4,9 @@ Each control set maps parameters :math:`\theta` (one row per control, one column
 block) to block values that respect every constraint exactly, and gives the objective
 :math:`\log L_T` through the matching dynamics:
 
-* :class:`LearningRate`: :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)`; plain SGD, closed-form
-  block propagation (cost independent of ``T``).
+* :class:`LearningRate`: :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)`; plain SGD.
 * :class:`LearningRateMomentum`: also :math:`\beta_k = \beta_{max}\,\sigma(\theta'_k)`, EMA or
-  heavy-ball momentum; the exact per-step moment recursion (cost grows with ``T``: there is no
-  closed block form for the 3-moment map).
+  heavy-ball momentum.
 * :class:`LearningRateBatch`: also
   :math:`m_k = m_{min} + (m_{max} - m_{min})\,\sigma(\phi_k + \nu)`, where the shift
   :math:`\nu(\phi)` solves :math:`\sum_k n_k m_k = D` (the sample budget, ``n_k`` the block
@@ -16,24 +14,29 @@ block) to block values that respect every constraint exactly, and gives the obje
   budget holds exactly at every iterate and the gradient is exact.
 
 All share the interface of :class:`AbstractControls`, so the optimiser, the knot refinement and
-the never-worse-than-baseline guarantee are written once in :mod:`optsched.solver.solve`.
+the never-worse-than-baseline guarantee are written once in :mod:`optsched.solver.solve`; the
+loss comes from the model's objective
+(:meth:`~optsched.loss_models.base.AbstractLossModel.objective`), so the same controls serve every
+loss model that supports them. ``lr_max = None`` means the model's own cap
+(:meth:`~optsched.loss_models.base.AbstractLossModel.default_lr_max`).
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
-from ..dynamics.momentum import MomentumForm, momentum_coefficients, momentum_losses
-from ..dynamics.sgd import propagate_blocks, step_losses
-from ..model.spectrum import Spectrum
-from ..schedule import Schedule, block_lengths
+from ..dynamics.momentum import momentum_coefficients
+from ..loss_models.base import AbstractObjective
+from ..schedule import Blocks, MomentumForm, Schedule
 
 __all__ = ["AbstractControls", "LearningRate", "LearningRateBatch", "LearningRateMomentum"]
 
@@ -51,65 +54,34 @@ def _safe_log(loss):
     return jnp.where(jnp.isfinite(loss) & (loss > 0), jnp.log(loss), LOG_LOSS_OF_DIVERGENCE)
 
 
-def sgd_method(horizon: int, modes: int, blocks: int) -> str:
-    """``"scan"`` or ``"blocks"``, whichever evaluates ``L_T`` and its gradient faster.
-
-    The per-step scan costs about ``30 ns * T * n``; the block propagation about
-    ``K * (100 us + 2 ns * n^3)`` (one eigendecomposition per block), measured on 2 CPU cores
-    (N = 30 .. 500, T = 300 .. 20000): the scan wins for ``T`` up to about ``10^4``.
-    """
-    scan = 30e-9 * horizon * modes
-    block = blocks * (1e-4 + 2e-9 * modes**3)
-    return "scan" if scan < block else "blocks"
-
-
-def _sgd_final_loss(spec, lr, batch, blocks: Blocks, method: str):
-    if method == "scan":
-        idx = blocks.block_of_step
-        return step_losses(spec, lr[idx], batch[idx])[-1]
-    return propagate_blocks(spec, lr, batch, blocks.lengths)[0][-1]
-
-
-class Blocks(eqx.Module):
-    """The constant blocks of one refinement level, padded to a fixed count.
-
-    Attributes:
-        lengths: steps in each block (0 for padding), shape ``(P,)``.
-        block_of_step: the block each step ``0 .. T-1`` belongs to, shape ``(T,)``, for the
-            per-step dynamics; ``None`` when only the closed-form block propagation is used
-            (then blocks of different horizons share one shape and can be stacked).
-    """
-
-    lengths: Float[Array, " P"]
-    block_of_step: Int[Array, " T"] | None = None
-
-    @classmethod
-    def build(cls, steps: np.ndarray, horizon: int, pad: int, *, per_step: bool = True) -> Blocks:
-        lengths = np.zeros(pad)
-        lengths[: len(steps)] = block_lengths(steps, horizon)
-        if not per_step:
-            return cls(jnp.asarray(lengths))
-        block = np.searchsorted(steps, np.arange(horizon), side="right") - 1
-        return cls(jnp.asarray(lengths), jnp.asarray(block, dtype=jnp.int32))
-
-
 class AbstractControls(eqx.Module):
     """A set of controls: parameters -> bounded block values -> ``log L_T``."""
 
-    lr_max: eqx.AbstractVar[float]
+    lr_max: eqx.AbstractVar[float | None]
+    needs: ClassVar[frozenset[str]] = frozenset({"lr"})
+    """The controls a loss model must support for these controls to be solved."""
+    momentum_form: ClassVar[MomentumForm] = "ema"
 
     @abc.abstractmethod
     def values(self, theta: Float[Array, "C P"], blocks: Blocks) -> dict[str, Array]:
         """Block values ``{"lr": ..., ["momentum": ...], ["batch": ...]}``, each ``(P,)``."""
 
     @abc.abstractmethod
-    def initial(self, schedule: Schedule, steps: np.ndarray, pad: int,
-                batch: float) -> Float[Array, "C P"]:
+    def initial(
+        self, schedule: Schedule, steps: np.ndarray, pad: int, batch: float
+    ) -> Float[Array, "C P"]:
         """Parameters whose block values follow ``schedule`` at the block starts ``steps``."""
 
-    @abc.abstractmethod
-    def log_final_loss(self, theta, spec: Spectrum, batch, blocks: Blocks) -> Float[Array, ""]:
-        """:math:`\\log L_T` of the controls ``theta``."""
+    def log_final_loss(
+        self, theta, objective: AbstractObjective, blocks: Blocks
+    ) -> Float[Array, ""]:
+        """:math:`\\log L_T` of the controls ``theta`` (a large constant where it diverged)."""
+        loss = objective.final_loss(self.values(theta, blocks), blocks, self.momentum_form)
+        return _safe_log(loss)
+
+    def with_lr_max(self, lr_max: float) -> AbstractControls:
+        """These controls with the cap ``lr_max``."""
+        return dataclasses.replace(self, lr_max=jnp.asarray(float(lr_max)))
 
     def _lr_rows(self, rows: int, schedule: Schedule, steps: np.ndarray, pad: int) -> np.ndarray:
         """A ``(rows, pad)`` parameter array whose first row follows ``schedule``'s learning rate
@@ -122,29 +94,26 @@ class AbstractControls(eqx.Module):
         """The piecewise-constant schedule of ``theta`` (padding dropped)."""
         k = len(steps)
         vals = {name: np.asarray(v)[:k] for name, v in self.values(theta, blocks).items()}
-        return Schedule(steps, vals.pop("lr"), horizon=horizon, interpolation="previous",
-                        **vals)
+        return Schedule(
+            steps,
+            vals.pop("lr"),
+            horizon=horizon,
+            interpolation="previous",
+            momentum_form=self.momentum_form,
+            **vals,
+        )
 
 
 class LearningRate(AbstractControls):
-    """The learning rate alone, :math:`0 \\le \\eta \\le \\eta_{max}`; plain SGD.
+    """The learning rate alone, :math:`0 \\le \\eta \\le \\eta_{max}`; plain SGD."""
 
-    ``method``: ``"blocks"`` (closed form, cost independent of ``T``) or ``"scan"`` (per step;
-    faster for short horizons, see :func:`sgd_method`). Both are exact.
-    """
-
-    lr_max: float
-    method: str = eqx.field(static=True, default="blocks")
+    lr_max: float | None = None
 
     def values(self, theta, blocks):
         return {"lr": self.lr_max * jax.nn.sigmoid(theta[0])}
 
     def initial(self, schedule, steps, pad, batch):
         return jnp.asarray(self._lr_rows(1, schedule, steps, pad))
-
-    def log_final_loss(self, theta, spec, batch, blocks):
-        lr = self.values(theta, blocks)["lr"]
-        return _safe_log(_sgd_final_loss(spec, lr, jnp.full_like(lr, batch), blocks, self.method))
 
 
 class LearningRateMomentum(AbstractControls):
@@ -154,33 +123,36 @@ class LearningRateMomentum(AbstractControls):
     the control is :math:`\\mu`).
     """
 
-    lr_max: float
+    lr_max: float | None = None
     beta_max: float = 0.99
     form: MomentumForm = eqx.field(static=True, default="ema")
-    beta_start: float = 0.1
+    beta_start: float = 0.05
+    needs: ClassVar[frozenset[str]] = frozenset({"lr", "momentum"})
 
     def __check_init__(self):
-        if not 0.0 < self.beta_max < 1.0:
+        if not 0.0 < float(self.beta_max) < 1.0:
             raise ValueError(f"beta_max must be in (0, 1), got {self.beta_max}")
         momentum_coefficients(0.0, self.form)
 
+    @property
+    def momentum_form(self) -> MomentumForm:  # type: ignore[override]
+        return self.form
+
     def values(self, theta, blocks):
-        return {"lr": self.lr_max * jax.nn.sigmoid(theta[0]),
-                "momentum": self.beta_max * jax.nn.sigmoid(theta[1])}
+        return {
+            "lr": self.lr_max * jax.nn.sigmoid(theta[0]),
+            "momentum": self.beta_max * jax.nn.sigmoid(theta[1]),
+        }
 
     def initial(self, schedule, steps, pad, batch):
         theta = self._lr_rows(2, schedule, steps, pad)
-        beta = (np.asarray(schedule.momentum_at(steps)) if schedule.momentum is not None
-                else np.full(len(steps), self.beta_start))
+        beta = (
+            np.asarray(schedule.momentum_at(steps))
+            if schedule.momentum is not None
+            else np.full(len(steps), self.beta_start)
+        )
         theta[1, : len(steps)] = _logit(beta / self.beta_max)
         return jnp.asarray(theta)
-
-    def log_final_loss(self, theta, spec, batch, blocks):
-        v = self.values(theta, blocks)
-        idx = blocks.block_of_step
-        lr_t, beta_t = v["lr"][idx], v["momentum"][idx]
-        losses = momentum_losses(spec, lr_t, beta_t, jnp.full_like(lr_t, batch), form=self.form)
-        return _safe_log(losses[-1])
 
 
 class LearningRateBatch(AbstractControls):
@@ -190,16 +162,17 @@ class LearningRateBatch(AbstractControls):
     training, keeping the total).
     """
 
-    lr_max: float
-    budget: float
+    lr_max: float | None = None
+    budget: float = 1.0
     batch_min: float = 1.0
-    batch_max: float = 1e9
-    method: str = eqx.field(static=True, default="blocks")
+    batch_max: float | None = None
+    needs: ClassVar[frozenset[str]] = frozenset({"lr", "batch"})
 
     def __check_init__(self):
-        if not 0.0 < self.batch_min < self.batch_max:
+        if self.batch_max is not None and not 0.0 < float(self.batch_min) < float(self.batch_max):
             raise ValueError(
-                f"need 0 < batch_min < batch_max, got {self.batch_min} and {self.batch_max}")
+                f"need 0 < batch_min < batch_max, got {self.batch_min} and {self.batch_max}"
+            )
 
     def _shift(self, phi, lengths):
         """The shift :math:`\\nu` with :math:`\\sum_k n_k m_k = D` (differentiated implicitly)."""
@@ -214,24 +187,32 @@ class LearningRateBatch(AbstractControls):
         hi = -jnp.min(jnp.where(valid, phi, jnp.inf)) + 60.0
         # excess is increasing in nu: no sign detection (flip=False) needed
         bisection = optx.Bisection(rtol=1e-13, atol=1e-13, flip=False)
-        sol = optx.root_find(excess, bisection, jnp.zeros(()), phi,
-                             options={"lower": lo, "upper": hi}, max_steps=200, throw=False)
+        sol = optx.root_find(
+            excess,
+            bisection,
+            jnp.zeros(()),
+            phi,
+            options={"lower": lo, "upper": hi},
+            max_steps=200,
+            throw=False,
+        )
         return sol.value
 
     def values(self, theta, blocks):
         nu = self._shift(theta[1], blocks.lengths)
         span = self.batch_max - self.batch_min
-        return {"lr": self.lr_max * jax.nn.sigmoid(theta[0]),
-                "batch": self.batch_min + span * jax.nn.sigmoid(theta[1] + nu)}
+        return {
+            "lr": self.lr_max * jax.nn.sigmoid(theta[0]),
+            "batch": self.batch_min + span * jax.nn.sigmoid(theta[1] + nu),
+        }
 
     def initial(self, schedule, steps, pad, batch):
         theta = self._lr_rows(2, schedule, steps, pad)
-        m = (np.asarray(schedule.batch_at(steps, batch)) if schedule.batch is not None
-             else np.full(len(steps), batch))
+        m = (
+            np.asarray(schedule.batch_at(steps, batch))
+            if schedule.batch is not None
+            else np.full(len(steps), batch)
+        )
         frac = (m - self.batch_min) / (self.batch_max - self.batch_min)
         theta[1, : len(steps)] = _logit(frac, hi=1 - 1e-6)  # nu re-imposes the budget
         return jnp.asarray(theta)
-
-    def log_final_loss(self, theta, spec, batch, blocks):
-        v = self.values(theta, blocks)
-        return _safe_log(_sgd_final_loss(spec, v["lr"], v["batch"], blocks, self.method))

@@ -1,31 +1,33 @@
-r"""``solve``: the optimal learning-rate schedule by optimal control of the loss dynamics.
+r"""``solve``: the schedule minimising a loss model's predicted final loss, for every model.
 
-Problem: minimise the final excess loss :math:`L_T` over :math:`0 \le \eta_t \le \eta_{max}`
-(and optionally the momentum or the batch size, see :mod:`optsched.solver.parameterisation`).
+Problem: minimise the predicted final loss :math:`L_T` over :math:`0 \le \eta_t \le \eta_{max}`
+(and optionally the momentum or the batch size, see :mod:`optsched.solver.parameterisation`),
+for any :class:`~optsched.loss_models.base.AbstractLossModel`: the power-law random-feature
+problem, a model fitted to pilot runs, the multi-power law, the convex bound.
 
-Method (direct shooting on knots):
+Method (direct shooting on knots, :class:`LBFGS` holds its settings):
 
 1. *Controls.* Piecewise constant on ``K`` blocks whose boundaries are dense at both ends of
    training (geometric in ``t`` near 0 and in ``T - t`` near ``T``), where the optimum bends.
    Bounds hold by construction: :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)`.
-2. *Objective and gradient.* :math:`\log L_T` through the exact dynamics: the closed-form block
-   propagation (:func:`~optsched.dynamics.sgd.propagate_blocks`, cost independent of ``T``) or,
-   when it is cheaper (short horizons; momentum), the per-step recursion. Reverse mode through
-   either is the discrete adjoint (co-state) recursion.
-3. *Optimiser.* L-BFGS with a zoom line search and ``LBFGS_MEMORY`` curvature pairs
-   (``optax.lbfgs``), compiled with ``jax.jit``. A level ends when ``log L_T`` improves by less
-   than ``ftol`` three iterations in a row (1000x looser on the coarse levels, which only seed the
-   next), or after ``maxiter`` iterations.
-4. *Refinement.* Start at ``K = 16`` from the best tuned baseline, then double ``K``. The knot
-   levels are nested, so each level starts exactly from the previous optimum; refinement stops
-   when the optimum moves by less than ``rtol`` or ``K`` reaches ``max_knots``. Joint controls
-   start from the learning-rate optimum.
-5. *Guarantee.* All baselines are tuned first; if the optimum were not better than the best of
-   them, the best baseline is returned (and says so in the diagnostics).
+2. *Objective and gradient.* :math:`\log L_T` through the model's objective
+   (:meth:`~optsched.loss_models.base.AbstractLossModel.objective`); for the power-law model the
+   exact dynamics, whose reverse mode is the discrete adjoint (co-state) recursion.
+3. *Optimiser.* L-BFGS with a zoom line search (``optax.lbfgs``), compiled with ``jax.jit``. A
+   level ends when ``log L_T`` improves by less than ``ftol`` three iterations in a row (1000x
+   looser on the coarse levels, which only seed the next), or after ``maxiter`` iterations.
+4. *Refinement.* Start at ``K = knots`` from the best tuned baseline, then double ``K``. The
+   levels are nested, so each starts exactly from the previous optimum; refinement stops when
+   the optimum moves by less than ``rtol`` or ``K`` reaches ``max_knots``. Joint controls start
+   from the learning-rate optimum.
+5. *Guarantee.* All baselines are tuned first (the same code for every model,
+   :func:`~optsched.solver.baselines.tune_baselines`); if the optimum were not better than the
+   best of them, the best baseline is returned (``stats["fallback_to_baseline"]``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -35,66 +37,63 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..dynamics.momentum import MomentumForm, momentum_coefficients, momentum_losses
-from ..dynamics.sgd import max_stable_lr, propagate_blocks
+from .._precision import with_float64
+from ..loss_models.base import AbstractLossModel, AbstractObjective
 from ..model.problem import PowerLawProblem
-from ..model.spectrum import Spectrum, mode_grid, spectrum
-from ..schedule import Schedule, knot_blocks
-from .baselines import BaselineResult, tune_baselines
+from ..model.spectrum import Spectrum
+from ..schedule import Blocks, Schedule
+from .baselines import tune_baselines
 from .lbfgs import minimise
 from .parameterisation import (
     AbstractControls,
-    Blocks,
     LearningRate,
     LearningRateBatch,
     LearningRateMomentum,
-    sgd_method,
 )
+from .solution import RESULTS, Solution, SolveError
 
-__all__ = ["Solution", "solve", "solve_many", "knot_steps"]
+__all__ = ["LBFGS", "STILL_MOVING", "knot_steps", "solve", "solve_many"]
+
+STILL_MOVING = 0.01
+"""A solve ends in ``RESULTS.max_steps_reached`` when L-BFGS stops at ``maxiter`` on the finest
+knots and that level still lowered the loss by more than this fraction: the optimum was far from
+settled. (A finest level that hits ``maxiter`` after moving less is the usual end of a long
+horizon's solve: at T = 1e6 it changes the loss by 6e-6.)"""
 
 
-class Solution(eqx.Module):
-    """An optimal schedule and everything known about it.
+class LBFGS(eqx.Module):
+    """The optimiser's settings: L-BFGS on knots, refined from coarse to fine.
 
     Attributes:
-        problem: the problem solved.
-        schedule: the optimal schedule (knots, ``"previous"`` interpolation).
-        final_loss: predicted final excess loss :math:`L_T` of ``schedule``.
-        loss_steps, loss: predicted loss at the block boundaries.
-        phase: ``"easy"``, ``"hard"`` or ``"boundary"``.
-        lr_max: the learning-rate cap used.
-        baselines: tuned baselines, ``{name: BaselineResult}``.
-        diagnostics: iterations, gradient norm, time, refinement history, stability limit.
+        knots: blocks of the first level; doubled until the optimum settles.
+        max_knots: blocks of the finest level.
+        rtol: refinement stops when the final loss improves by less than this (relative).
+        maxiter: L-BFGS iterations per level (300 changes the T = 1e6 easy-phase optimum by 6e-6
+            relative against 1000, and nothing at T <= 5000, measured).
+        gtol: gradient norm at which a level ends.
+        ftol: a level ends when ``log L_T`` decreases by less than this three times in a row.
     """
 
-    problem: PowerLawProblem
-    schedule: Schedule
-    final_loss: float
-    loss_steps: np.ndarray
-    loss: np.ndarray
-    phase: str = eqx.field(static=True)
-    lr_max: float
-    baselines: dict
-    diagnostics: dict
-    momentum_form: MomentumForm = eqx.field(static=True, default="ema")
+    knots: int = eqx.field(static=True, default=16)
+    max_knots: int = eqx.field(static=True, default=128)
+    rtol: float = eqx.field(static=True, default=2e-4)
+    maxiter: int = eqx.field(static=True, default=300)
+    gtol: float = eqx.field(static=True, default=1e-12)
+    ftol: float = eqx.field(static=True, default=1e-12)
 
-    @property
-    def horizon(self) -> int:
-        return self.schedule.horizon
-
-    def margins(self) -> dict[str, float]:
-        """Relative gain over each baseline: ``baseline_loss / final_loss - 1``."""
-        return {k: v.final_loss / self.final_loss - 1.0 for k, v in self.baselines.items()}
-
-    def best_baseline(self) -> BaselineResult:
-        return min(self.baselines.values(), key=lambda r: r.final_loss)
-
-    def save(self, path) -> None:
-        """Write a schedule file (format ``optsched.schedule/1``, see :mod:`optsched.io`)."""
-        from ..io import save
-
-        save(self, path)
+    def __check_init__(self):
+        for name in ("knots", "max_knots", "maxiter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.max_knots < self.knots:
+            raise ValueError(f"max_knots ({self.max_knots}) must be >= knots ({self.knots})")
+        if self.max_knots > 4096:
+            raise ValueError(f"max_knots must be at most 4096, got {self.max_knots}")
+        for name in ("rtol", "gtol", "ftol"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
 
 def knot_steps(horizon: int, knots: int) -> np.ndarray:
@@ -112,23 +111,23 @@ def knot_steps(horizon: int, knots: int) -> np.ndarray:
     return steps[steps <= horizon - 1]
 
 
-def _lbfgs_run(controls: AbstractControls, theta0, spec, batch, blocks: Blocks, maxiter, gtol,
-               ftol):
+def _lbfgs_run(controls: AbstractControls, theta0, objective, blocks: Blocks, maxiter, gtol, ftol):
     """L-BFGS on ``log L_T`` from ``theta0``: ``(theta, L_T, iterations, gradient norm)``."""
 
     def f(theta):
-        return controls.log_final_loss(theta, spec, batch, blocks)
+        return controls.log_final_loss(theta, objective, blocks)
 
     theta, iters, gnorm = minimise(f, theta0, maxiter, gtol, ftol)
     return theta, jnp.exp(f(theta)), iters, gnorm
 
 
-# one compiled program per (controls, modes, padded knots) shape; the batched forms map every
+# one compiled program per (controls, objective, padded knots) shape; the batched forms map every
 # argument but gtol over a leading axis (the blocks too, unless all horizons are equal)
 _lbfgs = eqx.filter_jit(_lbfgs_run)
 _lbfgs_batched_shared_blocks = eqx.filter_jit(
-    eqx.filter_vmap(_lbfgs_run, in_axes=(0, 0, 0, 0, None, 0, None, 0)))
-_lbfgs_batched = eqx.filter_jit(eqx.filter_vmap(_lbfgs_run, in_axes=(0, 0, 0, 0, 0, 0, None, 0)))
+    eqx.filter_vmap(_lbfgs_run, in_axes=(0, 0, 0, None, 0, None, 0))
+)
+_lbfgs_batched = eqx.filter_jit(eqx.filter_vmap(_lbfgs_run, in_axes=(0, 0, 0, 0, 0, None, 0)))
 
 
 def _stack(trees):
@@ -140,13 +139,24 @@ def _item(tree, i: int):
     return jax.tree.map(lambda x: x[i], tree)
 
 
-def _refine(controls: list[AbstractControls], starts: list[Schedule], levels: list[list[int]],
-            horizons: list[int], specs: Spectrum, batch, *, pad, per_step, maxiter, gtol, ftol,
-            rtol, say, histories) -> list[Schedule]:
+def _refine(
+    controls: list[AbstractControls],
+    starts: list[Schedule],
+    levels: list[list[int]],
+    horizons: list[int],
+    objectives: list[AbstractObjective],
+    batch,
+    *,
+    pad,
+    per_step,
+    optimiser: LBFGS,
+    say,
+    histories,
+) -> list[Schedule]:
     """Optimise each item's controls level by level (coarse to fine), from the previous level.
 
-    Items are ``(controls[i], starts[i], levels[i], horizons[i])`` with the ``i``-th row of the
-    stacked ``specs`` and ``batch``. The L-BFGS runs of one level are a single ``jax.vmap``-ed
+    Items are ``(controls[i], starts[i], levels[i], horizons[i], objectives[i])``; ``batch[i]``
+    seeds a batch-size control. The L-BFGS runs of one level are a single ``jax.vmap``-ed
     program (one item: the plain compiled program). An item stops when its optimum moves by less
     than ``rtol`` or its levels run out; it then rides along with ``maxiter = 0``. Returns each
     item's last schedule; ``histories[i]`` receives one record per level it ran.
@@ -155,187 +165,248 @@ def _refine(controls: list[AbstractControls], starts: list[Schedule], levels: li
     shared = len(set(horizons)) == 1
     values, done = [math.inf] * B, [False] * B
     scheds = list(starts)
-    batch = jnp.asarray(batch, dtype=float)
+    maxiter, gtol, ftol, rtol = (optimiser.maxiter, optimiser.gtol, optimiser.ftol, optimiser.rtol)
+    batch = np.asarray(batch, dtype=float)
     for j in range(max(len(lv) for lv in levels)):
         if all(done[i] or j >= len(levels[i]) for i in range(B)):
             break
         run = [not done[i] and j < len(levels[i]) for i in range(B)]
         last = [j >= len(levels[i]) - 1 for i in range(B)]
-        steps = [knot_steps(T, lv[min(j, len(lv) - 1)])
-                 for T, lv in zip(horizons, levels, strict=True)]
-        blocks = [Blocks.build(steps[i], horizons[i], pad, per_step=per_step)
-                  for i in range(1 if shared else B)]
-        theta0 = [c.initial(sc, st, pad, float(m))
-                  for c, sc, st, m in zip(controls, scheds, steps, batch, strict=True)]
+        steps = [
+            knot_steps(T, lv[min(j, len(lv) - 1)]) for T, lv in zip(horizons, levels, strict=True)
+        ]
+        blocks = [
+            Blocks.build(steps[i], horizons[i], pad, per_step=per_step)
+            for i in range(1 if shared else B)
+        ]
+        theta0 = [
+            c.initial(sc, st, pad, float(m))
+            for c, sc, st, m in zip(controls, scheds, steps, batch, strict=True)
+        ]
         # coarse levels only seed the next one: a looser tolerance and iteration cap suffice
-        cap = jnp.asarray([(maxiter if last[i] else min(maxiter, 200)) if run[i] else 0
-                           for i in range(B)])
+        cap = jnp.asarray(
+            [(maxiter if last[i] else min(maxiter, 200)) if run[i] else 0 for i in range(B)]
+        )
         tol = jnp.asarray([ftol if last[i] else 1e3 * ftol for i in range(B)])
         if B == 1:
-            out = _lbfgs(controls[0], theta0[0], _item(specs, 0), batch[0], blocks[0], cap[0],
-                         jnp.asarray(gtol), tol[0])
+            out = _lbfgs(
+                controls[0], theta0[0], objectives[0], blocks[0], cap[0], jnp.asarray(gtol), tol[0]
+            )
             out = jax.tree.map(lambda x: x[None], out)
         else:
             fn = _lbfgs_batched_shared_blocks if shared else _lbfgs_batched
-            out = fn(_stack(controls), _stack(theta0), specs, batch,
-                     blocks[0] if shared else _stack(blocks), cap, jnp.asarray(gtol), tol)
+            out = fn(
+                _stack(controls),
+                _stack(theta0),
+                _stack(objectives),
+                blocks[0] if shared else _stack(blocks),
+                cap,
+                jnp.asarray(gtol),
+                tol,
+            )
         theta, new_values, iters, gnorms = (np.asarray(x) for x in out)
         for i in np.flatnonzero(run):
             new = float(new_values[i])
-            histories[i].append({"controls": type(controls[i]).__name__,
-                                 "knots": int(len(steps[i])), "final_loss": new,
-                                 "iterations": int(iters[i]), "gradient_norm": float(gnorms[i])})
+            histories[i].append(
+                {
+                    "controls": type(controls[i]).__name__,
+                    "knots": int(len(steps[i])),
+                    "final_loss": new,
+                    "iterations": int(iters[i]),
+                    "gradient_norm": float(gnorms[i]),
+                    "hit_maxiter": bool(run[i] and int(iters[i]) >= int(cap[i])),
+                    "settled": False,
+                }
+            )
             if B == 1:
                 say(f"{len(steps[i])} knots: {new:.6g} ({int(iters[i])} iterations)")
             settled = values[i] < math.inf and 0 <= values[i] - new < rtol * new
+            histories[i][-1]["settled"] = bool(settled)
             done[i] = settled or last[i]
             values[i] = min(values[i], new)
-            scheds[i] = controls[i].schedule(theta[i], blocks[0 if shared else i], steps[i],
-                                             horizons[i])
+            scheds[i] = controls[i].schedule(
+                theta[i], blocks[0 if shared else i], steps[i], horizons[i]
+            )
         if B > 1:
-            say(f"level {j + 1}: {int(np.sum(run))} of {B} solves refined, "
-                f"{sum(done)} settled")
+            say(f"level {j + 1}: {int(np.sum(run))} of {B} solves refined, {sum(done)} settled")
     return scheds
 
 
+def _as_controls(controls) -> AbstractControls:
+    """``None`` -> the learning rate under the model's cap; a number -> that cap."""
+    if controls is None:
+        return LearningRate()
+    if isinstance(controls, AbstractControls):
+        return controls
+    if isinstance(controls, bool) or not isinstance(controls, int | float | np.number):
+        raise TypeError(
+            "controls must be LearningRate, LearningRateMomentum, LearningRateBatch, "
+            f"a learning-rate cap or None, got {type(controls).__name__}"
+        )
+    return LearningRate(lr_max=float(controls))
+
+
+def _prepare(model: AbstractLossModel, horizon, controls) -> tuple:
+    """Check the inputs; resolve the cap and (batch budgets) the model's constant batch."""
+    if not isinstance(model, AbstractLossModel):
+        raise TypeError(
+            f"model must be a loss model (PowerLawProblem, FittedProblem, "
+            f"MultiPowerLaw, ConvexBound, ...), got {type(model).__name__}"
+        )
+    horizon = _check_horizon(horizon)
+    controls = _as_controls(controls)
+    missing = controls.needs - model.controls
+    if missing:
+        raise ValueError(
+            f"{type(model).__name__} cannot predict {', '.join(sorted(missing))} "
+            f"schedules; solve its learning rate alone (LearningRate)"
+        )
+    if controls.lr_max is not None:
+        _check_lr_max(float(controls.lr_max))
+    if isinstance(controls, LearningRateBatch):
+        model, controls = _budget_problem(model, horizon, controls)
+    lr_max = model.default_lr_max() if controls.lr_max is None else float(controls.lr_max)
+    return model, horizon, controls.with_lr_max(lr_max), lr_max
+
+
+@with_float64
 def solve(
-    problem: PowerLawProblem,
+    model: AbstractLossModel,
     horizon: int,
-    lr_max: float | None = None,
+    controls: AbstractControls | float | None = None,
     *,
-    momentum: bool = False,
-    beta_max: float = 0.99,
-    momentum_form: MomentumForm = "ema",
-    batch_budget: float | None = None,
-    batch_range: tuple[float, float] | None = None,
-    knots: int = 16,
-    max_knots: int = 128,
-    rtol: float = 2e-4,
-    maxiter: int = 300,
-    gtol: float = 1e-12,
-    ftol: float = 1e-12,
-    spec: Spectrum | None = None,
+    optimiser: LBFGS = LBFGS(),
+    throw: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> Solution:
-    r"""The schedule minimising the final loss :math:`L_T` under the bounds.
+    r"""The schedule minimising ``model``'s predicted final loss after ``horizon`` steps.
 
-    Always optimises the learning rate, :math:`0 \le \eta_t \le` ``lr_max``. Optionally also:
+    Always optimises the learning rate, :math:`0 \le \eta_t \le \eta_{max}`. The
+    ``controls`` say what else, for models that can predict it (the power-law problem):
 
-    * ``momentum=True``: the momentum :math:`0 \le \beta_t \le` ``beta_max`` (``momentum_form``
-      ``"ema"`` or ``"heavy_ball"``), through the exact per-step moment recursion (its cost grows
-      with ``T``);
-    * ``batch_budget=D``: the batch size :math:`m_{min} \le m_t \le m_{max}` with
-      :math:`\sum_t m_t = D` exactly (``batch_range = (m_min, m_max)``, default
-      ``(1, 16 D / T)``); the problem's own batch size is then ignored and baselines run at the
-      constant batch ``D / T``.
+    * :class:`LearningRate` ``(lr_max)``: the learning rate alone (a bare number is its cap;
+      ``None`` the model's own cap: 99% of the largest stable constant rate for the power-law
+      problems);
+    * :class:`LearningRateMomentum` ``(lr_max, beta_max, form)``: also the momentum
+      :math:`0 \le \beta_t \le \beta_{max}` (``form`` ``"ema"`` or ``"heavy_ball"``), through the
+      exact per-step moment recursion (its cost grows with ``T``);
+    * :class:`LearningRateBatch` ``(lr_max, budget, batch_min, batch_max)``: also the batch size
+      :math:`m_{min} \le m_t \le m_{max}` with :math:`\sum_t m_t = D` exactly (default range
+      ``(1, 16 D / T)``); the problem's own batch size is replaced by ``D / T``, at which the
+      baselines run.
 
     The learning rate is solved first with nested knot refinement; joint controls are then
-    optimised on the finest knots (for momentum, then on twice as many) starting from that
-    optimum (:math:`\beta = 0.05`, or the constant batch ``D/T``). The joint result is kept only
-    if it beats the learning rate alone, so it is never worse (the diagnostics hold both).
+    optimised on the finest knots (momentum: on twice as many) from that optimum. The joint
+    result is kept only if it beats the learning rate alone (``stats`` holds both).
 
     Args:
-        problem: the model (any ``N``, infinite included).
-        horizon: number of SGD steps ``T``.
-        lr_max: learning-rate cap (default: 99% of the largest stable constant rate).
-        momentum, beta_max, momentum_form: joint momentum schedule (see above).
-        batch_budget, batch_range: joint batch-size schedule under a sample budget (see above).
-        knots: initial number of blocks; doubled until the optimum settles.
-        max_knots: largest number of blocks.
-        rtol: stop refining when the final loss improves by less than this (relative).
-        maxiter, gtol, ftol: L-BFGS limits per refinement level: iterations (300 changes the
-            T = 1e6 easy-phase optimum by 6e-6 relative against 1000, and nothing at T <= 5000,
-            measured), gradient norm, and
-            the decrease of ``log L_T`` below which three iterations in a row end the level.
-        spec: the modes to optimise on (default: quadrature accurate to ``lr_max * T``).
+        model: the loss model (:class:`~optsched.PowerLawProblem` at any width, infinite
+            included; :class:`~optsched.FittedProblem`; :class:`~optsched.MultiPowerLaw`;
+            :class:`~optsched.ConvexBound`; any :class:`~optsched.AbstractLossModel`).
+        horizon: number of steps ``T``.
+        controls: what to optimise and its bounds (above), in the model's units.
+        optimiser: :class:`LBFGS` settings (knots, refinement, iterations, tolerances).
+        throw: raise :class:`SolveError` when the solve did not succeed; with ``False`` the
+            :attr:`Solution.result` code says so instead (for batched and scripted solves).
         progress: called with a short message after each stage (the CLI draws a bar from it).
 
     Returns:
-        A :class:`Solution`.
+        A :class:`Solution` whose schedule is in the model's units.
     """
-    horizon = _check_horizon(horizon)
-    _check_lr_max(lr_max)
-    if momentum and batch_budget is not None:
-        raise ValueError("optimise momentum or a batch budget, not both at once")
-    if momentum and not 0.0 < float(beta_max) < 1.0:
-        raise ValueError(f"beta_max must be in (0, 1), got {beta_max}")
-    momentum_coefficients(0.0, momentum_form)  # a bad form fails here, not after the solve
-    if batch_budget is not None:
-        problem, batch_range = _budget_problem(problem, horizon, batch_budget, batch_range)
-    say = progress or (lambda msg: None)
     t_start = time.perf_counter()
-    spec, stable, lr_cap = _modes(problem, horizon, lr_max, spec)
-    batch = float(problem.batch)
-
-    say("tuning baselines")
-    baselines = tune_baselines(problem, horizon, lr_cap, spec=spec)
-    best = min(baselines.values(), key=lambda r: r.final_loss)
-    say(f"best baseline {best.name}: {best.final_loss:.6g}")
-
-    levels = _levels(horizon, knots, max_knots)
+    model, horizon, controls, lr_max = _prepare(model, horizon, controls)
+    say = progress or (lambda msg: None)
+    levels = _levels(horizon, optimiser.knots, optimiser.max_knots)
     # the momentum schedule needs finer knots than the learning rate alone (measured: at T = 300,
     # 88 knots end 0.15% above the every-step optimum, 142 knots 0.04%): one more level
     joint_levels = levels[-1:]
-    if momentum and levels[-1] < horizon:
+    if isinstance(controls, LearningRateMomentum) and levels[-1] < horizon:
         joint_levels.append(min(2 * levels[-1], horizon))
     pad = max(len(knot_steps(horizon, k)) for k in levels + joint_levels)
-    method = sgd_method(horizon, spec.size, pad)
-    opts = dict(pad=pad, per_step=True, maxiter=maxiter, gtol=gtol, ftol=ftol, rtol=rtol,
-                say=say, histories=[[]])
-    specs = _stack([spec])
-    [sched] = _refine([LearningRate(jnp.asarray(lr_cap), method=method)], [best.schedule],
-                      [levels], [horizon], specs, [batch], **opts)
-    sgd_loss = _final_loss(sched, spec, batch, momentum_form)
-    joint = None
-    if momentum:
-        say("adding momentum")
-        joint = LearningRateMomentum(jnp.asarray(lr_cap), jnp.asarray(float(beta_max)),
-                                     form=momentum_form, beta_start=jnp.asarray(0.05))
-    elif batch_budget is not None:
-        say("adding the batch size")
-        joint = LearningRateBatch(jnp.asarray(lr_cap), jnp.asarray(float(batch_budget)),
-                                  jnp.asarray(float(batch_range[0])),
-                                  jnp.asarray(float(batch_range[1])), method=method)
-    if joint is not None:
-        [joint_sched] = _refine([joint], [sched], [joint_levels], [horizon], specs, [batch],
-                                **opts)
-        if _final_loss(joint_sched, spec, batch, momentum_form) < sgd_loss:
-            sched = joint_sched
+    objective = model.objective(horizon, lr_max, max_blocks=pad)
 
-    extra = {}
-    if momentum:
-        extra.update(momentum_form=momentum_form, beta_max=float(beta_max))
-    if batch_budget is not None:
-        extra.update(batch_budget=float(batch_budget), batch_range=list(batch_range))
-    return _solution(problem, sched, spec, baselines, lr_cap, momentum_form,
-                     history=opts["histories"][0], time_s=time.perf_counter() - t_start,
-                     modes=spec.size, dynamics=method, lr_stable_constant=stable,
-                     lr_only_final_loss=sgd_loss, **extra)
+    say("tuning baselines")
+    baselines = tune_baselines(objective, horizon, lr_max)
+    best = min(baselines.values(), key=lambda r: r.final_loss)
+    say(f"best baseline {best.name}: {best.final_loss:.6g}")
+    stats = {"method": getattr(objective, "method", "per_step"), "lr_max": lr_max}
+    if not math.isfinite(best.final_loss):
+        return _finish(
+            _solution(
+                model,
+                best.schedule,
+                objective,
+                baselines,
+                lr_max,
+                [],
+                t_start,
+                RESULTS.nonfinite_loss,
+                **stats,
+            ),
+            throw,
+        )
+
+    batch = float(getattr(model, "batch", 1.0))
+    opts = dict(pad=pad, per_step=True, optimiser=optimiser, say=say, histories=[[]])
+    lr_only = LearningRate(lr_max=jnp.asarray(lr_max))
+    [sched] = _refine([lr_only], [best.schedule], [levels], [horizon], [objective], [batch], **opts)
+    lr_loss = _final_loss(objective, sched)
+    if not isinstance(controls, LearningRate):
+        say(
+            "adding "
+            + ("momentum" if isinstance(controls, LearningRateMomentum) else "the batch size")
+        )
+        [joint] = _refine(
+            [controls], [sched], [joint_levels], [horizon], [objective], [batch], **opts
+        )
+        if _final_loss(objective, joint) < lr_loss:
+            sched = joint
+        stats.update(lr_only_final_loss=lr_loss, **_control_stats(controls))
+    return _finish(
+        _solution(
+            model, sched, objective, baselines, lr_max, opts["histories"][0], t_start, None, **stats
+        ),
+        throw,
+    )
 
 
+def _control_stats(controls) -> dict:
+    if isinstance(controls, LearningRateMomentum):
+        return {"momentum_form": controls.form, "beta_max": float(controls.beta_max)}
+    if isinstance(controls, LearningRateBatch):
+        return {
+            "batch_budget": float(controls.budget),
+            "batch_range": [float(controls.batch_min), float(controls.batch_max)],
+        }
+    return {}
+
+
+def _finish(solution: Solution, throw: bool) -> Solution:
+    if throw and not solution.succeeded:
+        raise SolveError(RESULTS[solution.result], solution)
+    return solution
+
+
+@with_float64
 def solve_many(
-    problems: PowerLawProblem | Sequence[PowerLawProblem],
+    models: AbstractLossModel | Sequence[AbstractLossModel],
     horizons: int | Sequence[int],
-    lr_max: float | None | Sequence[float | None] = None,
+    controls: LearningRate | float | None | Sequence[LearningRate | float | None] = None,
     *,
-    knots: int = 16,
-    max_knots: int = 128,
-    rtol: float = 2e-4,
-    maxiter: int = 300,
-    gtol: float = 1e-12,
-    ftol: float = 1e-12,
+    optimiser: LBFGS = LBFGS(),
     strategy: str = "auto",
+    throw: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[Solution]:
-    r"""Optimal learning-rate schedules of many ``(problem, horizon)`` pairs, compiled once.
+    r"""Optimal learning-rate schedules of many ``(model, horizon)`` pairs, compiled once.
 
-    ``problems``, ``horizons`` and ``lr_max`` broadcast against each other (a single value, or
+    ``models``, ``horizons`` and ``controls`` broadcast against each other (a single value, or
     one per solve). Each solve is the one :func:`solve` would do (same baselines, knots,
     refinement and stopping rule, same guarantee; the same final loss to rounding). The modes
-    of all problems are padded to a common count with inert nodes (:math:`\lambda = 0`,
-    :math:`c_0 = 0`: they never move and carry no loss), so every solve has the same shapes and
-    the optimiser is compiled once, not once per problem. Use it for phase diagrams and sweeps
-    over ``T``.
+    of power-law problems are padded to a common count with inert nodes
+    (:math:`\lambda = 0`, :math:`c_0 = 0`: they never move and carry no loss), so every solve
+    has the same shapes and the optimiser is compiled once, not once per problem. Use it for
+    phase diagrams and sweeps over ``T``.
 
     ``strategy``:
 
@@ -343,89 +414,159 @@ def solve_many(
       (horizons that differ then use the closed-form block propagation, whose blocks have one
       shape for every ``T``). Under ``vmap`` every solve runs as many iterations as the slowest
       one (the finished ones are masked), so it pays off where the batch runs in parallel (GPU,
-      TPU);
-    * ``"loop"``: the solves one after another, sharing one compiled program (the padded modes
-      give every problem the same shapes); faster on CPU, where a batch is not parallel;
+      TPU); power-law problems only;
+    * ``"loop"``: the solves one after another, sharing one compiled program; faster on CPU,
+      where a batch is not parallel;
     * ``"auto"`` (default): ``"loop"`` on CPU, ``"vmap"`` elsewhere.
 
-    ``benchmarks/bench_many.py`` measures both against plain :func:`solve` calls.
     Only the learning rate is optimised; for momentum or batch schedules call :func:`solve`.
+    ``benchmarks/bench_many.py`` measures both strategies against plain :func:`solve` calls.
 
     Returns:
         One :class:`Solution` per pair, in order.
     """
-    pairs = _broadcast(problems, horizons, lr_max)
+    if strategy not in ("auto", "vmap", "loop"):
+        raise ValueError(f"strategy must be 'auto', 'vmap' or 'loop', got {strategy!r}")
+    triples = _broadcast(models, horizons, controls)
     say = progress or (lambda msg: None)
     t_start = time.perf_counter()
-    prepared = [_modes(p, _check_horizon(T), _check_lr_max(cap), None) for p, T, cap in pairs]
-    size = max(spec.size for spec, _, _ in prepared)
-    max_time = min(spec.max_time for spec, _, _ in prepared)
-    padded = [_pad_modes(spec, size, max_time) for spec, _, _ in prepared]
-    horizons = [int(T) for _, T, _ in pairs]
-    baselines = []
-    for i, ((problem, T, _), (_, _, cap)) in enumerate(zip(pairs, prepared, strict=True)):
-        say(f"tuning baselines {i + 1}/{len(pairs)}")
-        baselines.append(tune_baselines(problem, T, cap, spec=padded[i]))
-    starts = [min(b.values(), key=lambda r: r.final_loss).schedule for b in baselines]
-    levels = [_levels(T, knots, max_knots) for T in horizons]
+    prepared = []
+    for model, T, c in triples:
+        c = _as_controls(c)
+        if not isinstance(c, LearningRate):
+            raise ValueError(
+                "solve_many optimises the learning rate alone; call solve for "
+                "momentum or batch schedules"
+            )
+        prepared.append(_prepare(model, T, c))
+    if not all(isinstance(m, PowerLawProblem) for m, *_ in prepared):
+        if strategy == "vmap":
+            raise ValueError("strategy='vmap' batches power-law problems only; use 'loop'")
+        out = []
+        for i, (model, T, c, _) in enumerate(prepared):
+            say(f"solve {i + 1}/{len(prepared)}")
+            out.append(solve(model, T, c, optimiser=optimiser, throw=throw))
+        return out
+    horizons = [T for _, T, _, _ in prepared]
+    levels = [_levels(T, optimiser.knots, optimiser.max_knots) for T in horizons]
     pad = max(len(knot_steps(T, k)) for T, lv in zip(horizons, levels, strict=True) for k in lv)
     if strategy == "auto":
         strategy = "loop" if jax.default_backend() == "cpu" else "vmap"
     shared = len(set(horizons)) == 1
-    methods = [sgd_method(T, size, pad) for T in horizons]
-    if strategy == "vmap" and not shared:
-        methods = ["blocks"] * len(pairs)  # one block shape for every horizon
-    controls = [LearningRate(jnp.asarray(cap), method=method)
-                for (_, _, cap), method in zip(prepared, methods, strict=True)]
-    histories = [[] for _ in pairs]
-    batches = [float(p.batch) for p, _, _ in pairs]
-    opts = dict(pad=pad, maxiter=maxiter, gtol=gtol, ftol=ftol, rtol=rtol, say=say)
+    objectives = [m.objective(T, cap, max_blocks=pad) for m, T, _, cap in prepared]
+    if strategy == "vmap" and not shared:  # one block shape for every horizon
+        objectives = [_with_method(o, "blocks") for o in objectives]
+    size = max(o.spec.size for o in objectives)
+    max_time = min(o.spec.max_time for o in objectives)
+    objectives = [
+        eqx.tree_at(lambda o: o.spec, o, _pad_modes(o.spec, size, max_time)) for o in objectives
+    ]
+    baselines = []
+    for i, ((_, T, _, cap), obj) in enumerate(zip(prepared, objectives, strict=True)):
+        say(f"tuning baselines {i + 1}/{len(prepared)}")
+        baselines.append(tune_baselines(obj, T, cap))
+    starts = [min(b.values(), key=lambda r: r.final_loss).schedule for b in baselines]
+    controls = [c for _, _, c, _ in prepared]
+    histories = [[] for _ in prepared]
+    batches = [float(m.batch) for m, *_ in prepared]
+    opts = dict(pad=pad, optimiser=optimiser, say=say)
     if strategy == "vmap":
-        scheds = _refine(controls, starts, levels, horizons, _stack(padded), batches,
-                         per_step=methods[0] == "scan", histories=histories, **opts)
-    elif strategy == "loop":
-        scheds = []
-        for i in range(len(pairs)):
-            say(f"solve {i + 1}/{len(pairs)}")
-            scheds += _refine([controls[i]], [starts[i]], [levels[i]], [horizons[i]],
-                              _stack([padded[i]]), [batches[i]], per_step=methods[i] == "scan",
-                              histories=[histories[i]], **opts)
+        if len({o.method for o in objectives}) > 1:
+            objectives = [_with_method(o, "blocks") for o in objectives]
+        scheds = _refine(
+            controls,
+            starts,
+            levels,
+            horizons,
+            objectives,
+            batches,
+            per_step=objectives[0].method == "scan",
+            histories=histories,
+            **opts,
+        )
     else:
-        raise ValueError(f"strategy must be 'auto', 'vmap' or 'loop', got {strategy!r}")
-    elapsed = time.perf_counter() - t_start
+        scheds = []
+        for i in range(len(prepared)):
+            say(f"solve {i + 1}/{len(prepared)}")
+            scheds += _refine(
+                [controls[i]],
+                [starts[i]],
+                [levels[i]],
+                [horizons[i]],
+                [objectives[i]],
+                [batches[i]],
+                per_step=objectives[i].method == "scan",
+                histories=[histories[i]],
+                **opts,
+            )
     out = []
-    for i, (problem, _, _) in enumerate(pairs):
-        spec, stable, cap = prepared[i]
-        out.append(_solution(problem, scheds[i], spec, baselines[i], cap, "ema",
-                             history=histories[i], time_s=elapsed, batched=len(pairs),
-                             strategy=strategy, modes=spec.size, dynamics=methods[i],
-                             lr_stable_constant=stable))
+    for i, (model, _, _, cap) in enumerate(prepared):
+        best = min(baselines[i].values(), key=lambda r: r.final_loss)
+        result = None if math.isfinite(best.final_loss) else RESULTS.nonfinite_loss
+        sol = _solution(
+            model,
+            scheds[i],
+            objectives[i],
+            baselines[i],
+            cap,
+            histories[i],
+            t_start,
+            result,
+            batched=len(prepared),
+            strategy=strategy,
+            method=objectives[i].method,
+            lr_max=cap,
+        )
+        out.append(_finish(sol, throw))
     return out
 
 
-def _broadcast(problems, horizons, lr_max) -> list[tuple]:
-    """``(problem, horizon, lr_max)`` triples; scalars repeat to the common length."""
+def _with_method(objective, method: str):
+    """A power-law objective forced to one SGD method (both are exact)."""
+    return type(objective)(
+        objective.spec,
+        objective.batch,
+        method=method,
+        lr_scale=objective.lr_scale,
+        loss_scale=objective.loss_scale,
+        loss_floor=objective.loss_floor,
+    )
+
+
+def _broadcast(models, horizons, controls) -> list[tuple]:
+    """``(model, horizon, controls)`` triples; scalars repeat to the common length."""
+
     def seq(x, scalar):
         return [x] if isinstance(x, scalar) or x is None else list(x)
 
-    cols = [seq(problems, PowerLawProblem), seq(horizons, (int, np.integer)),
-            seq(lr_max, (int, float, np.floating, np.integer))]
-    names = ("problems", "horizons", "lr_max")
+    cols = [
+        seq(models, AbstractLossModel),
+        seq(horizons, (int, np.integer)),
+        seq(controls, (int, float, np.floating, np.integer, AbstractControls)),
+    ]
+    names = ("models", "horizons", "controls")
     for name, c in zip(names, cols, strict=True):
         if not c:
             raise ValueError(f"{name} is empty")
     lengths = {len(c) for c in cols} - {1}
     if len(lengths) > 1:
         counts = ", ".join(f"{name} {len(c)}" for name, c in zip(names, cols, strict=True))
-        raise ValueError(f"entries per solve do not match ({counts}); give a single value or "
-                         "one per solve")
+        raise ValueError(
+            f"entries per solve do not match ({counts}); give a single value or one per solve"
+        )
     n = max(len(c) for c in cols)
     return [tuple(c[i] if len(c) > 1 else c[0] for c in cols) for i in range(n)]
 
 
 def _check_horizon(horizon) -> int:
-    if int(horizon) != horizon or int(horizon) < 1:
-        raise ValueError(f"horizon must be an integer >= 1, got {horizon}")
+    if (
+        isinstance(horizon, bool)
+        or not isinstance(horizon, int | np.integer | float)
+        or not math.isfinite(horizon)
+        or int(horizon) != horizon
+        or int(horizon) < 1
+    ):
+        raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
     return int(horizon)
 
 
@@ -433,18 +574,6 @@ def _check_lr_max(lr_max):
     if lr_max is not None and not (math.isfinite(float(lr_max)) and float(lr_max) > 0):
         raise ValueError(f"lr_max must be a positive number, got {lr_max}")
     return lr_max
-
-
-def _modes(problem, horizon, lr_max, spec) -> tuple[Spectrum, float, float]:
-    """The modes to optimise on, the largest stable constant rate, and the cap used."""
-    if spec is None:
-        probe = spectrum(problem, mode_grid(problem.features, b=float(problem.b), max_time=1.0))
-        stable = float(max_stable_lr(probe, problem.batch))
-        lr_cap = 0.99 * stable if lr_max is None else float(lr_max)
-        grid = mode_grid(problem.features, b=float(problem.b), max_time=lr_cap * horizon)
-        return spectrum(problem, grid), stable, lr_cap
-    stable = float(max_stable_lr(spec, problem.batch))
-    return spec, stable, 0.99 * stable if lr_max is None else float(lr_max)
 
 
 def _pad_modes(spec: Spectrum, size: int, max_time: float) -> Spectrum:
@@ -455,8 +584,14 @@ def _pad_modes(spec: Spectrum, size: int, max_time: float) -> Spectrum:
     def grow(x, fill):
         return jnp.concatenate([x, jnp.full(extra, fill, dtype=x.dtype)])
 
-    return Spectrum(grow(spec.lam, 0.0), grow(spec.target, 0.0), grow(spec.weight, 1.0),
-                    spec.offset, spec.noise, max_time=max_time)
+    return Spectrum(
+        grow(spec.lam, 0.0),
+        grow(spec.target, 0.0),
+        grow(spec.weight, 1.0),
+        spec.offset,
+        spec.noise,
+        max_time=max_time,
+    )
 
 
 def _levels(horizon: int, knots: int, max_knots: int) -> list[int]:
@@ -466,56 +601,74 @@ def _levels(horizon: int, knots: int, max_knots: int) -> list[int]:
     return levels
 
 
-def _solution(problem, sched, spec, baselines, lr_cap, form, *, history, time_s,
-              **diagnostics) -> Solution:
+def _solution(
+    model, sched, objective, baselines, lr_cap, history, t_start, result, **stats
+) -> Solution:
     """Package a solved schedule, falling back to the best baseline if it is not better."""
     best = min(baselines.values(), key=lambda r: r.final_loss)
-    batch = float(problem.batch)
-    loss_steps, losses = _loss_at_knots(sched, spec, batch, form)
+    loss_steps, losses = objective.knot_losses(sched)
     final = float(losses[-1])
-    fallback = final > best.final_loss
+    fallback = not final < best.final_loss
     if fallback:  # never worse than the best baseline
-        sched, final = best.schedule, best.final_loss
-        loss_steps = np.array([0, sched.horizon])
-        losses = np.array([float(spec.initial_loss()), final])
-    diagnostics = {
+        sched = best.schedule
+        loss_steps, losses = objective.knot_losses(sched)
+        final = float(losses[-1])
+    if result is None:
+        result = RESULTS.successful
+        if not math.isfinite(final):
+            result = RESULTS.nonfinite_loss
+        else:  # the learning-rate refinement decides (joint controls only ever improve on it)
+            lr_levels = [h for h in history if h["controls"] == "LearningRate"]
+            if (
+                len(lr_levels) > 1
+                and lr_levels[-1]["hit_maxiter"]
+                and lr_levels[-1]["final_loss"] < (1 - STILL_MOVING) * lr_levels[-2]["final_loss"]
+            ):
+                result = RESULTS.max_steps_reached
+    units = dict(units=model.units, lr_scale=model.lr_scale if model.units == "real" else 1.0)
+    sched = sched.replace(**units)
+    baselines = {
+        k: eqx.tree_at(lambda b: b.schedule, v, v.schedule.replace(**units))
+        for k, v in baselines.items()
+    }
+    stats = {
         "iterations": sum(h["iterations"] for h in history),
-        "gradient_norm": history[-1]["gradient_norm"],
-        "time_s": time_s,
+        "gradient_norm": history[-1]["gradient_norm"] if history else None,
+        "time_s": time.perf_counter() - t_start,
         "refinement": history,
-        **diagnostics,
+        **stats,
         "fallback_to_baseline": bool(fallback),
     }
-    return Solution(problem, sched, final, loss_steps, losses, problem.phase, lr_cap, baselines,
-                    diagnostics, momentum_form=form)
+    return Solution(
+        model,
+        sched,
+        final,
+        np.asarray(loss_steps),
+        np.asarray(losses),
+        float(lr_cap),
+        baselines,
+        result,
+        stats,
+    )
 
 
-def _budget_problem(problem, horizon, budget, batch_range):
+def _budget_problem(model, horizon, controls: LearningRateBatch):
     """The problem at the constant batch ``D / T`` (the baselines' batch) and checked bounds."""
-    budget = float(budget)
+    budget = float(controls.budget)
     if not (math.isfinite(budget) and budget > 0):
-        raise ValueError(f"batch_budget must be a positive number of samples, got {budget}")
+        raise ValueError(f"batch budget must be a positive number of samples, got {budget}")
     mean = budget / horizon
-    lo, hi = (1.0, 16.0 * mean) if batch_range is None else map(float, batch_range)
+    lo = float(controls.batch_min)
+    hi = 16.0 * mean if controls.batch_max is None else float(controls.batch_max)
     if not 0 < lo < mean < hi:
         raise ValueError(
-            f"batch_budget {budget:g} over {horizon} steps means a mean batch of {mean:g}, "
-            f"outside batch_range ({lo:g}, {hi:g}); at an end of the range every batch is fixed")
-    return PowerLawProblem.from_dict({**problem.to_dict(), "batch": mean}), (lo, hi)
+            f"batch budget {budget:g} over {horizon} steps means a mean batch of {mean:g}, "
+            f"outside the batch range ({lo:g}, {hi:g}); at an end of the range every batch is "
+            "fixed"
+        )
+    model = PowerLawProblem.from_dict({**model.to_dict(), "batch": mean})
+    return model, dataclasses.replace(controls, batch_min=lo, batch_max=hi)
 
 
-def _final_loss(sched: Schedule, spec: Spectrum, batch, form) -> float:
-    return float(_loss_at_knots(sched, spec, batch, form)[1][-1])
-
-
-def _loss_at_knots(sched: Schedule, spec: Spectrum, batch, form):
-    """Loss at ``0``, the block boundaries and ``T``: ``(steps, losses)``, numpy."""
-    steps = np.append(np.asarray(sched.steps), sched.horizon)
-    if sched.momentum is not None:
-        lr, beta, m = sched.per_step(batch)
-        losses = np.asarray(momentum_losses(spec, lr, beta, m, form=form))[steps]
-        return steps, losses
-    _, lengths = knot_blocks(sched)
-    m = sched.batch if sched.batch is not None else jnp.full_like(sched.lr, batch)
-    losses, _ = propagate_blocks(spec, sched.lr, m, lengths)
-    return steps, np.concatenate([[float(spec.initial_loss())], np.asarray(losses)])
+def _final_loss(objective: AbstractObjective, sched: Schedule) -> float:
+    return float(objective.knot_losses(sched)[1][-1])

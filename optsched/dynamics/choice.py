@@ -1,0 +1,101 @@
+r"""The one place that decides which dynamics runs and which modes it tracks, and why.
+
+Every caller (``loss_curve``, ``solve``, the fits, ``optsched evaluate``) asks here, so the
+choices below are made once:
+
+**Dynamics** (:func:`dynamics_for`). All three are exact for what they support:
+
+* momentum needs the per-step moment recursion (:class:`MomentumRecursion`); nothing else
+  evolves the velocity;
+* a piecewise-constant (``"previous"``) SGD schedule runs in closed form per block
+  (:class:`BlockPropagation`): cost independent of ``T``;
+* anything else (``"linear"`` interpolation) runs the per-step recursion (:class:`StepRecursion`).
+* ``"ode"`` (:class:`ContinuousTime`) is only used when asked for: it is the small-learning-rate
+  limit, not the recursion.
+
+**Inside the solver** (:func:`sgd_method`) both SGD forms are exact, so the faster one is used:
+the per-step scan costs about ``30 ns * T * n`` and the block propagation about
+``K * (100 us + 2 ns * n^3)`` (one eigendecomposition per block), measured on 2 CPU cores
+(N = 30 .. 500, T = 300 .. 20000): the scan wins for ``T`` up to about ``10^4``.
+
+**Modes** (:func:`modes_for`). A finite student of at most ``EXACT_MAX_MODES`` modes is
+tracked exactly; a wider or infinite one by the log-``k`` quadrature of
+:func:`~optsched.model.spectrum.mode_grid` (about 60 nodes), accurate up to the intrinsic time
+:math:`F = \sum_t \eta_t` it is built for (modes slower than that are frozen into a constant).
+``exact=True`` asks for every mode where it fits (:data:`EXACT_BUDGET` mode-steps), as the
+independent check ``optsched evaluate`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from .._precision import with_float64
+from ..model.problem import PowerLawProblem
+from ..model.spectrum import Spectrum, mode_grid, spectrum
+from ..schedule import Schedule
+from .base import AbstractDynamics
+from .momentum import MomentumRecursion
+from .ode import ContinuousTime
+from .sgd import BlockPropagation, StepRecursion
+
+__all__ = ["EXACT_BUDGET", "Method", "dynamics_for", "modes_for", "sgd_method"]
+
+Method = Literal["auto", "scan", "blocks", "ode"]
+
+EXACT_BUDGET = 2e9
+"""Largest ``N * T`` (mode-steps) for which ``exact=True`` tracks every mode."""
+
+
+def dynamics_for(schedule: Schedule, method: Method = "auto") -> AbstractDynamics:
+    """The dynamics for ``schedule``: ``method`` names one, ``"auto"`` picks by the rules in the
+    module docstring. A named method that cannot run the schedule is refused by its
+    :meth:`~optsched.dynamics.base.AbstractDynamics.check`."""
+    if method not in ("auto", "scan", "blocks", "ode"):
+        raise ValueError(f"method must be 'auto', 'scan', 'blocks' or 'ode', got {method!r}")
+    if method == "auto":
+        if schedule.momentum is not None:
+            return MomentumRecursion()
+        method = "blocks" if schedule.interpolation == "previous" else "scan"
+    if method == "scan" and schedule.momentum is not None:
+        return MomentumRecursion()
+    dynamics = {"scan": StepRecursion, "blocks": BlockPropagation, "ode": ContinuousTime}[method]()
+    dynamics.check(schedule)
+    return dynamics
+
+
+def sgd_method(horizon: int, modes: int, blocks: int) -> Literal["scan", "blocks"]:
+    """``"scan"`` or ``"blocks"``, whichever evaluates ``L_T`` and its gradient faster for
+    ``blocks`` constant blocks over ``horizon`` steps and ``modes`` tracked modes."""
+    scan = 30e-9 * horizon * modes
+    block = blocks * (1e-4 + 2e-9 * modes**3)
+    return "scan" if scan < block else "blocks"
+
+
+@with_float64
+def modes_for(
+    problem: PowerLawProblem,
+    max_time: float,
+    *,
+    exact: bool = False,
+    horizon: int | None = None,
+    b: float | None = None,
+) -> Spectrum:
+    """The modes of ``problem`` accurate up to intrinsic time ``max_time``.
+
+    Args:
+        problem: the model.
+        max_time: the largest :math:`\\sum_t \\eta_t` (model units) to be simulated.
+        exact: track every mode when ``N * horizon <= EXACT_BUDGET`` (finite ``N`` only).
+        horizon: the number of steps (for the ``exact`` budget).
+        b: lay the quadrature out for this eigenvalue exponent instead of the problem's (a fit
+            that may move ``b`` lower lays it out for a smaller one).
+    """
+    features = problem.features
+    if exact and math.isfinite(features) and features * (horizon or 1) <= EXACT_BUDGET:
+        return spectrum(problem, mode_grid(features, b=float(problem.b), method="exact"))
+    grid = mode_grid(
+        features, b=float(problem.b if b is None else b), max_time=max(float(max_time), 1.0)
+    )
+    return spectrum(problem, grid)
