@@ -498,8 +498,10 @@ def main(argv=None) -> int:
     except ModuleNotFoundError as err:
         if err.name != "matplotlib":
             raise
-        print(f"optsched {args.command}: error: plots need matplotlib: "
-              "pip install 'optsched[plot]'", file=sys.stderr)
+        print(
+            f"optsched {args.command}: error: plots need matplotlib: pip install 'optsched[plot]'",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -113,4 +113,7 @@ def test_every_loss_model_solves_and_exports_through_the_same_calls(model):
     lr32 = o.to_optax(sol)(jnp.arange(100))  # a float32 training loop gets float32 rates
     assert lr32.dtype == jnp.float32 and np.array_equal(np.asarray(lr32), lr.astype(np.float32))
     assert lr.max() <= 1e-3 * (1 + 1e-12) and lr.min() >= 0
-    assert float(model.predict(sol.schedule)[-1]) == pytest.approx(sol.final_loss, rel=1e-9)
+    # the solver's modes are laid out for lr_max * T, predict's for the schedule's own sum(lr):
+    # two quadratures of one model, equal to about 1e-6 (exact for the per-step models)
+    rel = 2e-6 if isinstance(model, o.FittedProblem) else 1e-9
+    assert float(model.predict(sol.schedule)[-1]) == pytest.approx(sol.final_loss, rel=rel)

@@ -69,21 +69,26 @@ def test_schedule_units_convert_in_one_method_and_models_read_them():
     np.testing.assert_allclose(back.lr, real.lr, rtol=1e-15)
     with pytest.raises(ValueError, match="does not say its units"):
         o.Schedule([0, 9], [1.0, 1.0]).to_units("model")
-    fitted = o.FittedProblem(o.PowerLawProblem(2.0, 1.5, sigma=0.3), 400.0, 1.5, 0.8, {},
-                             np.zeros((6, 6)), 0.0)
+    fitted = o.FittedProblem(
+        o.PowerLawProblem(2.0, 1.5, sigma=0.3), 400.0, 1.5, 0.8, {}, np.zeros((6, 6)), 0.0
+    )
     # the fitted model reads a real schedule as it is and a model one through its lr_scale
     np.testing.assert_allclose(fitted.predict(real), fitted.predict(model), rtol=1e-12)
     # and the power-law problem reads the real schedule in model units
     p = fitted.problem
-    np.testing.assert_allclose(o.loss_curve(p, real, method="scan").loss,
-                               o.loss_curve(p, model, method="scan").loss, rtol=1e-14)
+    np.testing.assert_allclose(
+        o.loss_curve(p, real, method="scan").loss,
+        o.loss_curve(p, model, method="scan").loss,
+        rtol=1e-14,
+    )
 
 
 def test_a_schedule_is_an_optax_schedule_for_int32_and_int64_steps():
     sched = o.Schedule([0, 5, 9], [0.3, 0.2, 0.1], interpolation="previous")
     steps32 = jnp.arange(12, dtype=jnp.int32)
-    assert np.allclose(np.asarray(jax.jit(sched)(steps32)),
-                       [0.3] * 5 + [0.2] * 4 + [0.1] * 3)
+    assert np.allclose(
+        np.asarray(jax.jit(lambda t: sched(t))(steps32)), [0.3] * 5 + [0.2] * 4 + [0.1] * 3
+    )
     with o.float64():
         big = jnp.asarray([2**40], dtype=jnp.int64)
         assert float(sched(big)[0]) == 0.1  # holds the last value far past the horizon
