@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
@@ -34,7 +35,7 @@ def float64() -> Iterator[None]:
     exit, whatever the global ``jax_enable_x64`` setting is)."""
     enable = getattr(jax, "enable_x64", None)
     if enable is None:  # jax < 0.6 keeps the context in jax.experimental
-        from jax.experimental import enable_x64 as enable
+        enable = importlib.import_module("jax.experimental").enable_x64
     with enable(True):
         yield
 

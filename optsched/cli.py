@@ -315,7 +315,8 @@ def read_runs(path) -> list:
         observed = [(s, y) for s, _, y in entries if y is not None]
         sched = Schedule(np.arange(T), [lr for _, lr in lrs], horizon=T)  # knots at every step
         try:
-            runs.append(PilotRun(sched, [s for s, _ in observed], [y for _, y in observed]))
+            steps = np.asarray([s for s, _ in observed])
+            runs.append(PilotRun(sched, steps, np.asarray([y for _, y in observed])))
         except ValueError as err:
             raise UsageError(f"{path}: run {name!r}: {err}") from None
     if not runs:

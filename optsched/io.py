@@ -25,6 +25,7 @@ import math
 import os
 import pathlib
 import tempfile
+from typing import cast
 
 import equinox as eqx
 import numpy as np
@@ -139,7 +140,7 @@ def to_json(solution) -> dict:
         "phase": solution.phase,
         **solution.stats,
     }
-    return _clean(data)
+    return cast(dict, _clean(data))
 
 
 def _result_name(result) -> str:

@@ -21,6 +21,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jaxtyping import Array, Float, Int
 
 from ._precision import with_float64
@@ -112,10 +113,10 @@ class Schedule(eqx.Module):
     reads the same whatever JAX's global precision is.
     """
 
-    steps: Int[Array, " K"]
-    lr: Float[Array, " K"]
-    momentum: Float[Array, " K"] | None
-    batch: Float[Array, " K"] | None
+    steps: Int[np.ndarray, " K"]
+    lr: Float[Array | np.ndarray, " K"]
+    momentum: Float[Array | np.ndarray, " K"] | None
+    batch: Float[Array | np.ndarray, " K"] | None
     horizon: int = eqx.field(static=True)
     interpolation: Interpolation = eqx.field(static=True)
     momentum_form: MomentumForm = eqx.field(static=True)
@@ -221,7 +222,7 @@ class Schedule(eqx.Module):
             lr_scale=self.lr_scale,
         )
         fields.update(changes)
-        return Schedule(fields.pop("steps"), fields.pop("lr"), **fields)
+        return Schedule(**fields)  # type: ignore[arg-type]
 
     # -------------------------------------------------------------- units
     def to_units(self, units: Units, *, lr_scale: float | None = None) -> Schedule:
@@ -306,7 +307,7 @@ def _knot_values(name, values, size, *, lower=None, upper=None):
 
 
 def _is_tracer(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
+    return isinstance(x, Tracer)
 
 
 def block_lengths(steps, horizon: int):
@@ -315,7 +316,7 @@ def block_lengths(steps, horizon: int):
     return xp.append(steps[1:], horizon) - steps
 
 
-def knot_blocks(schedule: Schedule) -> tuple[Array, Array]:
+def knot_blocks(schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
     """For a ``"previous"`` schedule: the start step and length of each constant block.
 
     Block ``i`` covers steps ``s_i .. s_{i+1} - 1`` (the last one ``s_{K-1} .. T-1``).
@@ -325,7 +326,7 @@ def knot_blocks(schedule: Schedule) -> tuple[Array, Array]:
             "closed-form block propagation needs a piecewise-constant schedule "
             "(interpolation='previous'); use method='scan' or 'ode' for linear interpolation"
         )
-    return schedule.steps, block_lengths(schedule.steps, schedule.horizon)
+    return schedule.steps, np.asarray(block_lengths(schedule.steps, schedule.horizon))
 
 
 class Blocks(eqx.Module):

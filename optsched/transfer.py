@@ -59,7 +59,9 @@ def transfer(
         note = {"method": "resolved", "from_horizon": old}
         return _with_note(new, note)
 
-    xi = exponents(float(solution.problem.a), float(solution.problem.b)).xi
+    problem = solution.model
+    assert isinstance(problem, PowerLawProblem)
+    xi = exponents(float(problem.a), float(problem.b)).xi
     factor = (new_horizon / old) ** (-xi)
     sched = solution.schedule
     # the knots move with t/T; knots that land on one step (a shorter horizon) keep the last value
@@ -71,7 +73,7 @@ def transfer(
     new_sched = Schedule(
         steps, lr, horizon=new_horizon, interpolation=sched.interpolation, units=sched.units
     )
-    traj = loss_curve(solution.problem, new_sched)
+    traj = loss_curve(problem, new_sched)
     note = {"method": "rescaled", "from_horizon": old, "xi": xi, "lr_factor": factor}
     return Solution(
         solution.model,

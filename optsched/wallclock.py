@@ -96,12 +96,12 @@ def budget_sweep(
         solve_kwargs: passed to :func:`~optsched.solve` (``optimiser=...``).
         progress: called with a line per horizon.
     """
-    horizons = np.asarray(sorted(int(t) for t in horizons))
-    if horizons.size < 2:
+    steps = np.asarray(sorted(int(t) for t in horizons))
+    if steps.size < 2:
         raise ValueError("need at least two horizons to interpolate the fewest steps")
     say = progress or (lambda msg: None)
     ramp, const, sols = [], [], []
-    for T in horizons:
+    for T in steps:
         lo, hi = (1.0, None) if batch_range is None else batch_range
         controls = LearningRateBatch(
             lr_max=lr_max, budget=float(budget), batch_min=lo, batch_max=hi
@@ -111,7 +111,7 @@ def budget_sweep(
         const.append(sol.stats["lr_only_final_loss"])
         sols.append(sol)
         say(f"T={T}: ramp {sol.final_loss:.6g}, constant batch {const[-1]:.6g}")
-    return BudgetSweep(float(budget), horizons, np.array(ramp), np.array(const), tuple(sols))
+    return BudgetSweep(float(budget), steps, np.array(ramp), np.array(const), tuple(sols))
 
 
 def ramp_exponent(solution, window=(0.5, 0.95)) -> float:

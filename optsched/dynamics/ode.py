@@ -92,7 +92,7 @@ class ContinuousTime(AbstractDynamics):
             max_steps=self.max_steps,
             throw=False,
         )
-        losses = sol.ys
+        losses = jnp.asarray(sol.ys)
         failed = sol.result != diffrax.RESULTS.successful
         return Trajectory(
             jnp.asarray(save_steps), losses, divergence_flag(losses, spectrum.noise) | failed

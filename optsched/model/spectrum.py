@@ -205,7 +205,7 @@ def spectrum(
         lam=lam,
         target=target,
         weight=jnp.asarray(grid.weight),
-        offset=offset,
-        noise=problem.sigma**2 + offset,
+        offset=jnp.asarray(offset),
+        noise=jnp.asarray(problem.sigma**2 + offset),
         max_time=grid.max_time,
     )

@@ -13,6 +13,7 @@ the easy phase here):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,8 @@ from ..model.theory import compute_optimal_exponents, fit_exponent
 from . import plotting
 from ._common import EASY, EASY_LR_MAX, Check, Result, solutions
 
-QUICK = dict(widths=[8, 16, 32, 64, 128], horizons=[16, 32, 64, 128, 256, 512])
-FULL = dict(
+QUICK: dict[str, Any] = dict(widths=[8, 16, 32, 64, 128], horizons=[16, 32, 64, 128, 256, 512])
+FULL: dict[str, Any] = dict(
     widths=[8, 16, 32, 64, 128, 256, 512, 1024],
     horizons=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
 )
@@ -68,8 +69,8 @@ def run(quick: bool = False, progress=None) -> Result:
         N: PowerLawProblem(
             a=EASY.a,
             b=EASY.b,
-            sigma=EASY.sigma,
-            batch=EASY.batch,
+            sigma=float(EASY.sigma),
+            batch=float(EASY.batch),
             features=N,
             teacher_modes=math.inf,
         )

@@ -12,6 +12,8 @@ than their levels.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,8 +28,8 @@ from ._common import Check, Result
 
 PROBLEM = PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=4, features=100, teacher_modes=200)
 LR_MAX = 2.0
-QUICK = dict(horizon=300, runs=256)
-FULL = dict(horizon=1000, runs=2048)
+QUICK: dict[str, Any] = dict(horizon=300, runs=256)
+FULL: dict[str, Any] = dict(horizon=1000, runs=2048)
 
 
 def train(problem: PowerLawProblem, lr_schedule, horizon: int, runs: int, seed: int = 0):

@@ -16,6 +16,7 @@ paper reports
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..model.problem import PowerLawProblem
 from ..model.theory import exponents, fit_exponent
@@ -25,10 +26,10 @@ from ..wallclock import budget_sweep, ramp_exponent
 from . import plotting
 from ._common import EASY, HARD, HARD_LR_MAX, Check, Result, decades
 
-QUICK = dict(
+QUICK: dict[str, Any] = dict(
     momentum_horizons=[100, 300, 1000], forms=("heavy_ball",), budget=2048, mean_batches=(8, 4, 2)
 )
-FULL = dict(
+FULL: dict[str, Any] = dict(
     momentum_horizons=[100, 300, 1000, 3000],
     forms=("heavy_ball", "ema"),
     budget=16384,

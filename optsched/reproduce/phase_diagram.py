@@ -10,6 +10,7 @@ phase); the gain of the optimum over the best constant rate and the best cosine 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +19,8 @@ from ..model.theory import exponents, measure
 from . import plotting
 from ._common import Check, Result, solutions
 
-QUICK = dict(size=4, horizons=(100, 1000))
-FULL = dict(size=10, horizons=(300, 3000))
+QUICK: dict[str, Any] = dict(size=4, horizons=(100, 1000))
+FULL: dict[str, Any] = dict(size=10, horizons=(300, 3000))
 SIGMA, BATCH = 0.3, 4
 
 
@@ -115,7 +116,10 @@ def run(quick: bool = False, progress=None) -> Result:
         "horizons": [T1, T2],
         "sigma": SIGMA,
         "batch": BATCH,
-        **{k: np.where(np.isnan(v), None, v).tolist() for k, v in cells.items()},
+        **{
+            k: [[None if np.isnan(x) else float(x) for x in row] for row in np.asarray(v)]
+            for k, v in cells.items()
+        },
     }
     fig = plotting.plot_phase_diagram(a_values, b_values, cells, horizons=(T1, T2))
     return Result("phase_diagram", numbers, checks, {"phase_diagram": fig})

@@ -79,6 +79,12 @@ class AbstractControls(eqx.Module):
         loss = objective.final_loss(self.values(theta, blocks), blocks, self.momentum_form)
         return _safe_log(loss)
 
+    def _cap(self):
+        """The resolved learning-rate cap (``solve`` sets it before optimising)."""
+        if self.lr_max is None:
+            raise ValueError("the learning-rate cap is not set; solve resolves it first")
+        return self.lr_max
+
     def with_lr_max(self, lr_max: float) -> AbstractControls:
         """These controls with the cap ``lr_max``."""
         return dataclasses.replace(self, lr_max=jnp.asarray(float(lr_max)))
@@ -87,7 +93,7 @@ class AbstractControls(eqx.Module):
         """A ``(rows, pad)`` parameter array whose first row follows ``schedule``'s learning rate
         at ``steps`` (the other rows are left for the subclass)."""
         theta = np.zeros((rows, pad))
-        theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / self.lr_max)
+        theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / self._cap())
         return theta
 
     def schedule(self, theta, blocks: Blocks, steps: np.ndarray, horizon: int) -> Schedule:
@@ -96,11 +102,12 @@ class AbstractControls(eqx.Module):
         vals = {name: np.asarray(v)[:k] for name, v in self.values(theta, blocks).items()}
         return Schedule(
             steps,
-            vals.pop("lr"),
+            vals["lr"],
             horizon=horizon,
             interpolation="previous",
             momentum_form=self.momentum_form,
-            **vals,
+            momentum=vals.get("momentum"),
+            batch=vals.get("batch"),
         )
 
 
@@ -110,7 +117,7 @@ class LearningRate(AbstractControls):
     lr_max: float | None = None
 
     def values(self, theta, blocks):
-        return {"lr": self.lr_max * jax.nn.sigmoid(theta[0])}
+        return {"lr": self._cap() * jax.nn.sigmoid(theta[0])}
 
     def initial(self, schedule, steps, pad, batch):
         return jnp.asarray(self._lr_rows(1, schedule, steps, pad))
@@ -140,7 +147,7 @@ class LearningRateMomentum(AbstractControls):
 
     def values(self, theta, blocks):
         return {
-            "lr": self.lr_max * jax.nn.sigmoid(theta[0]),
+            "lr": self._cap() * jax.nn.sigmoid(theta[0]),
             "momentum": self.beta_max * jax.nn.sigmoid(theta[1]),
         }
 
@@ -174,9 +181,14 @@ class LearningRateBatch(AbstractControls):
                 f"need 0 < batch_min < batch_max, got {self.batch_min} and {self.batch_max}"
             )
 
+    def _span(self):
+        if self.batch_max is None:
+            raise ValueError("the batch range is not set; solve resolves it first")
+        return self.batch_max - self.batch_min
+
     def _shift(self, phi, lengths):
         """The shift :math:`\\nu` with :math:`\\sum_k n_k m_k = D` (differentiated implicitly)."""
-        span = self.batch_max - self.batch_min
+        span = self._span()
         valid = lengths > 0
 
         def excess(nu, phi):
@@ -200,9 +212,9 @@ class LearningRateBatch(AbstractControls):
 
     def values(self, theta, blocks):
         nu = self._shift(theta[1], blocks.lengths)
-        span = self.batch_max - self.batch_min
+        span = self._span()
         return {
-            "lr": self.lr_max * jax.nn.sigmoid(theta[0]),
+            "lr": self._cap() * jax.nn.sigmoid(theta[0]),
             "batch": self.batch_min + span * jax.nn.sigmoid(theta[1] + nu),
         }
 
@@ -213,6 +225,6 @@ class LearningRateBatch(AbstractControls):
             if schedule.batch is not None
             else np.full(len(steps), batch)
         )
-        frac = (m - self.batch_min) / (self.batch_max - self.batch_min)
+        frac = (m - self.batch_min) / self._span()
         theta[1, : len(steps)] = _logit(frac, hi=1 - 1e-6)  # nu re-imposes the budget
         return jnp.asarray(theta)

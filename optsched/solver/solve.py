@@ -31,6 +31,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -246,7 +247,9 @@ def _as_controls(controls) -> AbstractControls:
     return LearningRate(lr_max=float(controls))
 
 
-def _prepare(model: AbstractLossModel, horizon, controls) -> tuple:
+def _prepare(
+    model: AbstractLossModel, horizon, controls
+) -> tuple[AbstractLossModel, int, AbstractControls, float]:
     """Check the inputs; resolve the cap and (batch budgets) the model's constant batch."""
     if not isinstance(model, AbstractLossModel):
         raise TypeError(
@@ -347,9 +350,14 @@ def solve(
         )
 
     batch = float(getattr(model, "batch", 1.0))
-    opts = dict(pad=pad, per_step=True, optimiser=optimiser, say=say, histories=[[]])
-    lr_only = LearningRate(lr_max=jnp.asarray(lr_max))
-    [sched] = _refine([lr_only], [best.schedule], [levels], [horizon], [objective], [batch], **opts)
+    history: list[dict] = []
+    refine: dict[str, Any] = dict(
+        pad=pad, per_step=True, optimiser=optimiser, say=say, histories=[history]
+    )
+    lr_only = LearningRate(lr_max=lr_max).with_lr_max(lr_max)
+    [sched] = _refine(
+        [lr_only], [best.schedule], [levels], [horizon], [objective], [batch], **refine
+    )
     lr_loss = _final_loss(objective, sched)
     if not isinstance(controls, LearningRate):
         say(
@@ -357,15 +365,13 @@ def solve(
             + ("momentum" if isinstance(controls, LearningRateMomentum) else "the batch size")
         )
         [joint] = _refine(
-            [controls], [sched], [joint_levels], [horizon], [objective], [batch], **opts
+            [controls], [sched], [joint_levels], [horizon], [objective], [batch], **refine
         )
         if _final_loss(objective, joint) < lr_loss:
             sched = joint
         stats.update(lr_only_final_loss=lr_loss, **_control_stats(controls))
     return _finish(
-        _solution(
-            model, sched, objective, baselines, lr_max, opts["histories"][0], t_start, None, **stats
-        ),
+        _solution(model, sched, objective, baselines, lr_max, history, t_start, None, **stats),
         throw,
     )
 
@@ -376,7 +382,10 @@ def _control_stats(controls) -> dict:
     if isinstance(controls, LearningRateBatch):
         return {
             "batch_budget": float(controls.budget),
-            "batch_range": [float(controls.batch_min), float(controls.batch_max)],
+            "batch_range": [
+                float(controls.batch_min),
+                float(controls._span() + controls.batch_min),
+            ],
         }
     return {}
 
@@ -469,7 +478,7 @@ def solve_many(
     controls = [c for _, _, c, _ in prepared]
     histories = [[] for _ in prepared]
     batches = [float(m.batch) for m, *_ in prepared]
-    opts = dict(pad=pad, optimiser=optimiser, say=say)
+    opts: dict[str, Any] = dict(pad=pad, optimiser=optimiser, say=say)
     if strategy == "vmap":
         if len({o.method for o in objectives}) > 1:
             objectives = [_with_method(o, "blocks") for o in objectives]
