@@ -56,3 +56,11 @@ for name in ("optsched", "cosine", "wsd"):
         f"{name:8s} predicted {r['predicted_final']:.5g}, measured {r['measured_final']:.5g} "
         f"+- {r['measured_stderr']:.2g}; / optsched {ratio:.4f} +- {err:.4f}"
     )
+
+# %% [markdown]
+# The notebook's claims, asserted (CI runs it at quick size, where the tolerances are the quick
+# ones of the checks above):
+
+# %%
+failed = [c for c in result.checks if not c.passed]
+assert not failed, "checks outside tolerance:\n" + result.table()

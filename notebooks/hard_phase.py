@@ -49,3 +49,11 @@ print("anneal length in steps:", [round(f * t) for f, t in zip(frac, T, strict=T
 # The anneal *length* in steps still grows with $T$, but more slowly than $T$: the fraction
 # falls, as theory says. Whether its exponent settles at a constant is what the local slopes
 # over many decades (the full run goes to $T = 10^6$) can tell.
+
+# %% [markdown]
+# The notebook's claims, asserted (CI runs it at quick size, where the tolerances are the quick
+# ones of the checks above):
+
+# %%
+failed = [c for c in result.checks if not c.passed]
+assert not failed, "checks outside tolerance:\n" + result.table()

@@ -71,3 +71,11 @@ print(
     round(b["theory_ramp"], 3),
 )
 print(result.table())
+
+# %% [markdown]
+# The notebook's claims, asserted (CI runs it at quick size, where the tolerances are the quick
+# ones of the checks above):
+
+# %%
+failed = [c for c in result.checks if not c.passed]
+assert not failed, "checks outside tolerance:\n" + result.table()
