@@ -123,3 +123,20 @@ def test_a_v1_file_written_by_optsched_0_1_is_read_and_rewritten_as_v2(tmp_path)
     assert new["format"] == "optsched.schedule/2" and "solver" not in new
     assert new["diagnostics"]["result"] == "successful" and new["units"] == "model"
     assert o.load(tmp_path / "v2.json").predicted_final_loss == pytest.approx(sol.final_loss)
+
+
+def test_the_core_works_without_matplotlib():
+    code = """
+import sys
+sys.modules["matplotlib"] = None  # as if it were not installed
+import optsched as o
+from optsched.cli import main
+p = o.PowerLawProblem(2.5, 1.2, sigma=0.1, batch=4, features=30)
+assert o.solve(p, 40, 1.0, optimiser=o.LBFGS(max_knots=16)).succeeded
+assert main(["phase", "--a", "2", "--b", "1.5"]) == 0
+assert main(["curve", "--horizon", "20", "--features", "30", "--plot", "x.png"]) == 2
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok" in out.stdout and "pip install 'optsched[plot]'" in out.stderr
