@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -117,6 +118,7 @@ def _progress(quiet: bool):
 
 
 def cmd_solve(args) -> int:
+    from .model.problem import PowerLawProblem
     from .solver.parameterisation import LearningRate, LearningRateBatch, LearningRateMomentum
     from .solver.solve import solve
 
@@ -140,7 +142,8 @@ def cmd_solve(args) -> int:
     solution.save(args.out)
     if not args.quiet:
         d = solution.stats
-        stable = solution.model.default_lr_max() / 0.99
+        solved = solution.model  # at the budget's mean batch for a batch schedule
+        stable = solved.max_stable_lr() if isinstance(solved, PowerLawProblem) else math.nan
         print(
             f"{solution.phase} phase (a={args.a:g}, b={args.b:g}); horizon T={args.horizon}; "
             f"lr <= {solution.lr_max:.4g} (largest stable constant {stable:.4g})"

@@ -147,6 +147,8 @@ class Schedule(eqx.Module):
             if np.any(np.abs(steps_np) >= 2.0**62):
                 raise ValueError("knot steps must be below 2**62")
         steps_np = steps_np.astype(np.int64)
+        if steps_np.ndim != 1 or steps_np.size == 0:
+            raise ValueError("steps must be a non-empty 1-d sequence of ints")
         if horizon is None:
             horizon = int(steps_np[-1]) + 1 if steps_np.size else 0
         if isinstance(horizon, bool) or int(horizon) != horizon or int(horizon) < 1:

@@ -167,12 +167,17 @@ class PowerLawProblem(AbstractLossModel):
         return 1.0
 
     @with_float64
-    def default_lr_max(self) -> float:
-        """99% of the largest stable constant learning rate at the problem's batch size."""
+    def max_stable_lr(self) -> float:
+        """The largest constant learning rate at which SGD on this problem does not diverge (at
+        the problem's batch size; :func:`~optsched.dynamics.sgd.max_stable_lr`)."""
         from ..dynamics.choice import modes_for
         from ..dynamics.sgd import max_stable_lr
 
-        return 0.99 * float(max_stable_lr(modes_for(self, 1.0), self.batch))
+        return float(max_stable_lr(modes_for(self, 1.0), self.batch))
+
+    def default_lr_max(self) -> float:
+        """99% of :meth:`max_stable_lr`: the cap ``solve`` uses when none is given."""
+        return 0.99 * self.max_stable_lr()
 
     def objective(self, horizon: int, lr_max: float, *, max_blocks: int = 128):
         """The exact final loss on modes accurate up to intrinsic time ``lr_max * horizon``
