@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import pathlib
 import sys
 import time
 
@@ -278,91 +280,152 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-def read_runs(path) -> list:
-    """Pilot runs from a CSV with columns ``run, step, lr, loss``.
+MODELS = {
+    "plrf": "the power-law random-feature model",
+    "mpl": "the multi-power law",
+    "convex": "the convex last-iterate bound",
+}
 
-    Each run lists every step ``0 .. T-1`` with the learning rate it used; ``loss`` (optional
-    per row) is the loss measured after ``step`` updates, and a final row ``step = T`` with an
-    empty ``lr`` may carry the loss at the end.
-    """
-    import csv
 
-    from .loss_models.fitted import PilotRun
-    from .schedule import Schedule
+def _fit_model(kind: str, runs):
+    from .loss_models.convex import fit_convex_bound
+    from .loss_models.fitted import fit
+    from .loss_models.multipower import fit_multi_power_law
 
-    rows: dict[str, list] = {}
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"run", "step", "lr", "loss"} - set(reader.fieldnames or ())
-            if missing:
-                raise UsageError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            for line, row in enumerate(reader, start=2):
-                try:
-                    lr = float(row["lr"]) if row["lr"] not in ("", None) else None
-                    loss = float(row["loss"]) if row["loss"] not in ("", None) else None
-                    rows.setdefault(row["run"], []).append((int(row["step"]), lr, loss))
-                except ValueError:
-                    raise UsageError(
-                        f"{path}, line {line}: step, lr and loss must be numbers"
-                    ) from None
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from None
-    runs = []
-    for name, entries in rows.items():
-        entries.sort()
-        lrs = [(s, lr) for s, lr, _ in entries if lr is not None]
-        T = len(lrs)
-        if T == 0 or [s for s, _ in lrs] != list(range(T)):
-            raise UsageError(f"{path}: run {name!r} must give lr at every step 0 .. T-1")
-        observed = [(s, y) for s, _, y in entries if y is not None]
-        sched = Schedule(np.arange(T), [lr for _, lr in lrs], horizon=T)  # knots at every step
-        try:
-            steps = np.asarray([s for s, _ in observed])
-            runs.append(PilotRun(sched, steps, np.asarray([y for _, y in observed])))
-        except ValueError as err:
-            raise UsageError(f"{path}: run {name!r}: {err}") from None
-    if not runs:
-        raise UsageError(f"{path}: no runs")
-    return runs
+    return {"plrf": fit, "mpl": fit_multi_power_law, "convex": fit_convex_bound}[kind](runs)
 
 
 def cmd_fit(args) -> int:
     from .io import to_json, write_json
-    from .loss_models.fitted import fit
+    from .loss_models.store import save_model
+    from .runs import read_runs
     from .solver.parameterisation import LearningRate
     from .solver.solve import solve
 
-    if args.horizon < 1:
+    if args.out is None and args.save_model is None:
+        raise UsageError(
+            "give --save-model MODEL.json, or --horizon T --out schedule.json, or both"
+        )
+    if (args.out is None) != (args.horizon is None):
+        raise UsageError("--horizon T and --out schedule.json go together")
+    if args.horizon is not None and args.horizon < 1:
         raise UsageError(f"horizon must be >= 1, got {args.horizon}")
-    runs = read_runs(args.runs)
+    for target in (args.out, args.save_model):
+        if target is not None:
+            _check_writable(target, args.runs)
+    runs = read_runs(args.runs, loss=args.loss)
     show = _progress(args.quiet)
     if show:
-        show(f"fitting {len(runs)} runs")
-    fitted = fit(runs)
+        show(f"fitting {MODELS[args.model]} to {len(runs)} runs")
+    t0 = time.perf_counter()
+    model = _fit_model(args.model, runs)
+    fit_s = time.perf_counter() - t0
+    if args.save_model is not None:
+        save_model(model, args.save_model)
+    values = model.describe().get("values", {})
+    stderr = getattr(model, "stderr", None) or {}
+    if not args.quiet:
+        if show:
+            sys.stderr.write("\r\033[K")
+        print(
+            f"fitted {MODELS[args.model]} to {len(runs)} runs in {fit_s:.1f} s: "
+            + ", ".join(
+                f"{k} = {v:.4g}" + (f" +- {stderr[k]:.2g}" if k in stderr else "")
+                for k, v in values.items()
+            )
+        )
+        if args.save_model is not None:
+            print(f"model written to {args.save_model}")
+    if args.out is None:
+        return 0
     lr_max = args.lr_max or max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
     if show:
         show(f"solving T = {args.horizon}")
-    solution = solve(fitted, args.horizon, LearningRate(lr_max=lr_max), progress=show)
-    data = to_json(solution)  # the schedule in the runs' units, with the fit's lr_scale
+    solution = solve(model, args.horizon, LearningRate(lr_max=lr_max), progress=show)
+    data = to_json(solution)  # the schedule in the runs' units
     data["diagnostics"]["fit"] = {
-        "values": fitted.values(),
-        "stderr": fitted.stderr,
-        "residual_rms_log_loss": fitted.residual_rms,
+        "model": args.model,
+        "values": values,
+        "stderr": stderr,
+        "residual_rms_log_loss": getattr(model, "residual_rms", None),
         "runs": len(runs),
         "lr_max": lr_max,
+        "time_s": fit_s,
     }
     write_json(data, args.out)
-    predicted = [solution.final_loss]
     if show:
-        sys.stderr.write("\n")
+        sys.stderr.write("\r\033[K")
     if not args.quiet:
-        v, e = fitted.values(), fitted.stderr
-        print("fitted: " + ", ".join(f"{k} = {v[k]:.4g} +- {e[k]:.2g}" for k in v))
         print(
             f"optimal schedule for T = {args.horizon} (lr <= {lr_max:g}): predicted loss "
-            f"{float(predicted[-1]):.5g}; written to {args.out} (learning rates in your units)"
+            f"{solution.final_loss:.5g}; written to {args.out} (learning rates in your units)"
         )
+    return 0
+
+
+def _check_writable(target, inputs) -> None:
+    """Refuse to overwrite an input, and fail before the work on a folder that cannot be
+    written."""
+    target = pathlib.Path(target).resolve()
+    if any(pathlib.Path(p).resolve() == target for p in inputs):
+        raise UsageError(f"{target} is an input file; write to another path")
+    folder = target.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write to {target}: {folder} is not a writable folder")
+
+
+def _predict_target(path, loss):
+    """``(schedule, steps, observed)`` of a RUN argument: a run file or a schedule file."""
+    from .io import READABLE, load
+    from .runs import read_run
+
+    text_start = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore")
+    if any(fmt in text_start for fmt in READABLE):
+        sched = load(path).schedule
+        T = sched.horizon
+        steps = np.unique(np.round(np.geomspace(1, T, 200)).astype(np.int64))
+        return sched, steps, None
+    runs = read_run(path, loss=loss)
+    if len(runs) != 1:
+        raise UsageError(f"{path} holds {len(runs)} runs; predict reads one run per file")
+    run = runs[0]
+    return run.schedule, run.steps, run.loss
+
+
+def _finite_or_none(values) -> list:
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
+
+
+def cmd_predict(args) -> int:
+    from .loss_models.store import load_model
+
+    model = load_model(args.model)
+    out = []
+    for path in args.runs:
+        sched, steps, observed = _predict_target(path, args.loss)
+        predicted = model.predict(sched, steps)
+        out.append(
+            {
+                "run": path,
+                "final_step": int(steps[-1]),
+                "predicted_final_loss": _finite_or_none(predicted[-1:])[0],
+                "observed_final_loss": None if observed is None else float(observed[-1]),
+                "steps": [int(s) for s in steps],
+                "predicted": _finite_or_none(predicted),
+            }
+        )
+    if args.json:
+        print(json.dumps(out, allow_nan=False))
+    else:
+        print(f"{'run':<40} {'final step':>10} {'predicted':>10} {'observed':>10}")
+        for r in out:
+            obs = r["observed_final_loss"]
+            pred = r["predicted_final_loss"]
+            print(
+                f"{pathlib.Path(r['run']).name:<40} {r['final_step']:>10d} "
+                f"{pred if pred is None else f'{pred:.5g}':>10} "
+                f"{'-' if obs is None else f'{obs:.5g}':>10}"
+            )
     return 0
 
 
@@ -429,18 +492,60 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default=None, help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
 
-    fit = sub.add_parser("fit", help="fit the model to pilot runs (CSV) -> optimal schedule file")
-    fit.add_argument("runs", help="CSV with columns run, step, lr, loss (see docs)")
-    fit.add_argument("--horizon", type=int, required=True, help="steps T of the real run")
+    fit = sub.add_parser(
+        "fit", help="fit a loss model to real runs -> model file and/or optimal schedule file"
+    )
+    fit.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="run files: CSV step,lr,loss (or run,step,lr,loss) or W&B JSON exports",
+    )
+    fit.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="plrf",
+        help="plrf: power-law random features; mpl: multi-power law; convex: the "
+        "convex bound (default plrf)",
+    )
+    fit.add_argument(
+        "--loss",
+        choices=("val", "train"),
+        default=None,
+        help="for W&B exports: which loss to fit (default: validation if logged)",
+    )
+    fit.add_argument(
+        "--save-model",
+        default=None,
+        metavar="MODEL.json",
+        help="write the fitted model (read by optsched predict)",
+    )
+    fit.add_argument("--horizon", type=int, default=None, help="steps T of the real run to solve")
     fit.add_argument(
         "--lr-max",
         type=float,
         default=None,
         help="learning-rate cap in your units (default: the runs' largest rate)",
     )
-    fit.add_argument("--out", required=True, help="schedule file to write (JSON)")
+    fit.add_argument("--out", default=None, help="schedule file to write (JSON), with --horizon")
     fit.add_argument("--quiet", action="store_true")
     fit.set_defaults(func=cmd_fit)
+
+    predict = sub.add_parser("predict", help="a fitted model's loss curves for runs or schedules")
+    predict.add_argument("model", metavar="MODEL.json", help="written by optsched fit")
+    predict.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="run files (predicted at their logged steps) or schedule files",
+    )
+    predict.add_argument("--loss", choices=("val", "train"), default=None)
+    predict.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list, one object per run (see docs/file-format.md)",
+    )
+    predict.set_defaults(func=cmd_predict)
 
     rep = sub.add_parser(
         "reproduce",
@@ -496,7 +601,7 @@ def main(argv=None) -> int:
     try:
         with float64():
             return args.func(args)
-    except (UsageError, ValueError) as err:
+    except (UsageError, ValueError, OSError) as err:
         print(f"optsched {args.command}: error: {err}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:

@@ -100,6 +100,11 @@ class AbstractLossModel(eqx.Module):
         """Loss after ``0 .. T`` steps of the per-step rates ``lr`` (this model's units;
         jit-able in ``lr``)."""
 
+    def curve_at(self, lr: Float[Array, " T"], steps) -> Array:
+        """Loss after ``steps`` updates (default: :meth:`curve` read at ``steps``; models whose
+        curve costs more than ``O(T)`` evaluate only the requested steps)."""
+        return self.curve(lr)[jnp.asarray(steps)]
+
     def objective(self, horizon: int, lr_max: float, *, max_blocks: int = 128) -> AbstractObjective:
         """This model bound to ``horizon`` steps, the cap ``lr_max`` and at most ``max_blocks``
         constant blocks (default: the per-step :class:`CurveObjective`)."""
@@ -110,8 +115,9 @@ class AbstractLossModel(eqx.Module):
         """Predicted loss of ``schedule`` at ``steps`` (default ``0 .. T``)."""
         schedule = _in_units_of(self, schedule)
         lr = schedule.per_step(1.0)[0]
-        out = np.asarray(self.curve(lr))
-        return out if steps is None else out[np.asarray(steps)]
+        if steps is None:
+            return np.asarray(self.curve(lr))
+        return np.asarray(self.curve_at(lr, np.asarray(steps)))
 
     def describe(self) -> dict:
         """A JSON-ready description: the model's kind and its values (for files and the CLI)."""

@@ -39,13 +39,26 @@ from .fitting import (
     standard_errors,
 )
 
-__all__ = ["ConvexBound", "convex_bound", "fit_convex_bound", "refine_from_grad_norms"]
+__all__ = [
+    "ConvexBound",
+    "convex_bound",
+    "convex_bound_at",
+    "fit_convex_bound",
+    "refine_from_grad_norms",
+]
 
 
 @with_float64
 def convex_bound(lr, u=1.0, v=1.0):
     r""":math:`\Omega_t` after ``t = 1 .. T`` steps of rates ``lr`` (shape ``(T,)``), with
     :math:`D^2 = u` and :math:`G^2 = v`; jit-able and differentiable in ``lr``."""
+    lr = jnp.asarray(lr, dtype=float)
+    return convex_bound_at(lr, jnp.arange(1, lr.shape[0] + 1), u, v)
+
+
+def convex_bound_at(lr, steps, u=1.0, v=1.0):
+    r""":math:`\Omega_t` at the given ``steps`` ``t >= 1`` only: ``O(len(steps) T)`` time and
+    ``O(T)`` memory (what fits at logged steps use)."""
     lr = jnp.asarray(lr, dtype=float)
     T = lr.shape[0]
     cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr)])  # cum[t] = sum_{tau < t}
@@ -64,7 +77,7 @@ def convex_bound(lr, u=1.0, v=1.0):
         value = (u + v * total2) / (2.0 * safe) + 0.5 * v * jnp.sum(term)
         return jnp.where(total > 0, value, jnp.inf)
 
-    return jax.lax.map(omega, jnp.arange(1, T + 1))
+    return jax.lax.map(omega, jnp.asarray(steps))
 
 
 class ConvexBound(AbstractLossModel):
@@ -87,6 +100,15 @@ class ConvexBound(AbstractLossModel):
     def lr_scale(self) -> float:
         """Model (normalised) learning rate per real one: ``1 / lr_unit``."""
         return 1.0 / float(self.lr_unit)
+
+    @with_float64
+    def curve_at(self, lr, steps):
+        """Loss after ``steps`` updates only (``inf`` at step 0)."""
+        steps = jnp.asarray(steps)
+        omega = convex_bound_at(
+            jnp.asarray(lr) / self.lr_unit, jnp.maximum(steps, 1), self.u, self.v
+        )
+        return jnp.where(steps > 0, self.loss_floor + omega, jnp.inf)
 
     @with_float64
     def curve(self, lr):
@@ -121,7 +143,7 @@ def _residuals(theta, data):
     u, v, floor = _natural(theta, floor_max)
     out = []
     for lr, steps, log_y in runs:
-        pred = floor + convex_bound(lr, u, v)[steps - 1]
+        pred = floor + convex_bound_at(lr, steps, u, v)
         out.append(jnp.log(pred) - log_y)
     return jnp.concatenate(out)
 

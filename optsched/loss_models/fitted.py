@@ -54,11 +54,15 @@ class PilotRun:
         schedule: the learning rate the run used, over its horizon ``T``.
         steps: steps at which the loss was measured (after ``steps`` updates; ``0 .. T``).
         loss: the measured loss at those steps (positive; e.g. a validation loss).
+        name: what to call the run (its file name, for runs read by :mod:`optsched.runs`).
+        warmup: the step at which the warm-up ends; fits skip the losses logged before it.
     """
 
     schedule: Schedule
     steps: np.ndarray
     loss: np.ndarray
+    name: str = "run"
+    warmup: int = 0
 
     def __post_init__(self):
         steps = np.asarray(self.steps, dtype=np.int64)

@@ -44,7 +44,8 @@ def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool):
 
     Returns ``(arrays, peak, y_min, y_max)``: per run ``(lr_t, steps, log loss)`` (rates
     divided by the runs' ``peak`` rate if ``normalise``; step 0 dropped if
-    ``skip_first_step``), the peak rate, and the lowest and highest observed loss.
+    ``skip_first_step``; losses logged before the run's warm-up ends dropped), the peak rate,
+    and the lowest and highest fitted loss.
     """
     runs = list(runs)
     if not runs:
@@ -52,13 +53,18 @@ def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool):
     peak = max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
     if peak <= 0:
         raise ValueError("every pilot run has a zero learning rate: nothing to fit")
-    arrays = []
+    arrays, kept = [], []
     for r in runs:
-        keep = r.steps > 0 if skip_first_step else np.ones(r.steps.shape, dtype=bool)
+        keep = r.steps >= getattr(r, "warmup", 0)
+        if skip_first_step:
+            keep &= r.steps > 0
+        if np.sum(keep) < 1:
+            raise ValueError(f"run {getattr(r, 'name', '')!r} has no loss after its warm-up")
         lr = r.schedule.per_step(1.0)[0] / (peak if normalise else 1.0)
         arrays.append((lr, jnp.asarray(r.steps[keep]), jnp.asarray(np.log(r.loss[keep]))))
-    y_min = min(float(np.min(r.loss)) for r in runs)
-    y_max = max(float(np.max(r.loss)) for r in runs)
+        kept.append(r.loss[keep])
+    y_min = min(float(np.min(y)) for y in kept)
+    y_max = max(float(np.max(y)) for y in kept)
     return arrays, peak, y_min, y_max
 
 

@@ -61,6 +61,12 @@ class MultiPowerLaw(AbstractLossModel):
         return 1.0 / float(self.lr_unit)
 
     @with_float64
+    def curve_at(self, lr, steps):
+        """Loss after ``steps`` updates only (``O(len(steps) T)``; what fits and predictions
+        at logged steps use)."""
+        return _mpl_at(self.params, jnp.asarray(lr) / self.lr_unit, steps)
+
+    @with_float64
     def curve(self, lr):
         """Loss after ``0 .. T`` steps (``inf`` at step 0, where the law is undefined)."""
         return _mpl_curve(self.params, jnp.asarray(lr) / self.lr_unit)
@@ -79,23 +85,30 @@ class MultiPowerLaw(AbstractLossModel):
 
 
 def _mpl_curve(params, lr):
+    return _mpl_at(params, lr, jnp.arange(lr.shape[0] + 1))
+
+
+def _mpl_at(params, lr, steps):
+    """The law after ``steps`` updates: ``O(len(steps) * T)`` time, ``O(T)`` memory (the
+    loss-drop sum runs once per requested step, never over all ``T`` steps)."""
     L0, A, alpha, B, C, beta, gamma = params
     T = lr.shape[0]
     cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr)])  # cum[t] = S_1(t)
     peak = jnp.argmax(lr)
     k = jnp.arange(T)
     drop = jnp.where(k > peak, jnp.concatenate([jnp.zeros(1), lr[:-1] - lr[1:]]), 0.0)
-    safe_lr = jnp.where(lr > 0, lr, 1.0)
+    scale = C * jnp.where(lr > 0, lr, 1.0) ** (-gamma)
 
     def ld(t):
         s_k = jnp.maximum(cum[t] - cum[k], 0.0)  # S_k(t) for k < t
-        g = 1.0 - (C * safe_lr ** (-gamma) * s_k + 1.0) ** (-beta)
+        g = 1.0 - (scale * s_k + 1.0) ** (-beta)
         return B * jnp.sum(jnp.where(k < t, drop * g, 0.0))
 
-    t = jnp.arange(T + 1)
-    reduction = jax.lax.map(ld, t)
-    s1 = jnp.where(cum > 0, cum, 1.0)  # a finite stand-in keeps gradients finite
-    return jnp.where(cum > 0, L0 + A * s1 ** (-alpha) - reduction, jnp.inf)
+    steps = jnp.asarray(steps)
+    reduction = jax.lax.map(ld, steps)
+    s1 = cum[steps]
+    safe = jnp.where(s1 > 0, s1, 1.0)  # a finite stand-in keeps gradients finite
+    return jnp.where(s1 > 0, L0 + A * safe ** (-alpha) - reduction, jnp.inf)
 
 
 def _natural(theta):
@@ -106,7 +119,7 @@ def _residuals(theta, runs):
     params = _natural(theta)
     out = []
     for lr, steps, log_y in runs:
-        pred = _mpl_curve(params, lr)[steps]
+        pred = _mpl_at(params, lr, steps)
         out.append(jnp.log(jnp.maximum(pred, 1e-300)) - log_y)
     return jnp.concatenate(out)
 

@@ -1,0 +1,125 @@
+"""Fitted loss models on disk: JSON, format ``optsched.model/1``.
+
+``{"format": "optsched.model/1", "kind": "MultiPowerLaw" | "ConvexBound" | "FittedProblem",
+...the model's values...}``; written by ``optsched fit --save-model`` and read by ``optsched
+predict``. Every value a model needs to predict is stored exactly (``repr`` of each float
+through JSON), so a loaded model predicts what the saved one did.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import numpy as np
+
+from ..model.problem import PowerLawProblem
+from .base import AbstractLossModel
+from .convex import ConvexBound
+from .fitted import FittedProblem
+from .multipower import MultiPowerLaw
+
+__all__ = ["MODEL_FORMAT", "ModelFileError", "load_model", "model_to_json", "save_model"]
+
+MODEL_FORMAT = "optsched.model/1"
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be read."""
+
+
+def model_to_json(model: AbstractLossModel) -> dict:
+    """The file contents of a fitted loss model."""
+    if isinstance(model, MultiPowerLaw):
+        body = {
+            "params": [float(x) for x in np.asarray(model.params)],
+            "lr_unit": model.lr_unit,
+            "stderr": model.stderr,
+            "residual_rms": model.residual_rms,
+        }
+    elif isinstance(model, ConvexBound):
+        body = {
+            "u": model.u,
+            "v": model.v,
+            "loss_floor": model.loss_floor,
+            "lr_unit": model.lr_unit,
+            "stderr": model.stderr or {},
+        }
+    elif isinstance(model, FittedProblem):
+        body = {
+            "problem": model.problem.to_dict(),
+            "lr_scale": model.lr_scale,
+            "loss_scale": model.loss_scale,
+            "loss_floor": model.loss_floor,
+            "stderr": model.stderr,
+            "covariance": np.asarray(model.covariance).tolist(),
+            "residual_rms": model.residual_rms,
+            "max_time": model.max_time,
+        }
+    else:
+        raise TypeError(f"cannot save a {type(model).__name__}")
+    return {"format": MODEL_FORMAT, "kind": type(model).__name__, **body}
+
+
+def save_model(model: AbstractLossModel, path) -> None:
+    """Write ``model`` to ``path`` (atomically)."""
+    from ..io import write_json
+
+    write_json(model_to_json(model), path)
+
+
+def load_model(path) -> AbstractLossModel:
+    """Read a model file; anything wrong with it raises :class:`ModelFileError`."""
+    path = pathlib.Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFileError(f"cannot read the model file {path}: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path}: not a model file (format {MODEL_FORMAT!r})")
+    try:
+        return _model(data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path}: {type(err).__name__}: {err}") from None
+
+
+def _positive(data: dict, key: str) -> float:
+    value = float(data[key])
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{key} must be a positive number, got {data[key]!r}")
+    return value
+
+
+def _model(data: dict) -> AbstractLossModel:
+    kind = data.get("kind")
+    if kind == "MultiPowerLaw":
+        params = np.asarray(data["params"], dtype=np.float64)
+        if params.shape != (7,) or not np.all(np.isfinite(params)):
+            raise ValueError("params must be 7 finite numbers")
+        return MultiPowerLaw(
+            params,
+            _positive(data, "lr_unit"),
+            dict(data.get("stderr") or {}),
+            float(data.get("residual_rms", math.nan)),
+        )
+    if kind == "ConvexBound":
+        return ConvexBound(
+            _positive(data, "u"),
+            _positive(data, "v"),
+            float(data["loss_floor"]),
+            _positive(data, "lr_unit"),
+            dict(data.get("stderr") or {}),
+        )
+    if kind == "FittedProblem":
+        return FittedProblem(
+            PowerLawProblem.from_dict(data["problem"]),
+            _positive(data, "lr_scale"),
+            _positive(data, "loss_scale"),
+            float(data["loss_floor"]),
+            dict(data.get("stderr") or {}),
+            np.asarray(data.get("covariance", np.zeros((6, 6)))),
+            float(data.get("residual_rms", math.nan)),
+            max_time=float(data.get("max_time", 1e4)),
+        )
+    raise ValueError(f"unknown model kind {kind!r}")

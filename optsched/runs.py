@@ -1,0 +1,236 @@
+r"""Reading real training runs: CSV files and weights-and-biases JSON exports, as :class:`PilotRun`.
+
+Accepted files (:func:`read_run`; :func:`read_runs` reads several):
+
+* **CSV** with a header ``step,lr,loss`` (one run per file; extra columns are ignored), the loss
+  optional per row; or the multi-run form ``run,step,lr,loss``. Without an ``lr`` column, a
+  ``schedule=`` (a :class:`~optsched.Schedule` or a schedule file) gives the rates.
+* **weights-and-biases JSON** exports with ``history.train.{iter, train_lr, train_loss}`` and
+  ``history.val.{iter, val_loss}`` (``loss="val"``, the default when validation losses exist, or
+  ``loss="train"``), and ``config.iterations`` (the horizon) when present.
+
+**The per-step learning rate is rebuilt from what was logged**, by one documented rule:
+
+1. between logged steps, linear interpolation of the logged rates (a jump between two logs is
+   placed as a ramp across that interval);
+2. before the first logged rate (warm-up that was not logged), a linear warm-up from 0 at step 0
+   to the first logged rate; a run whose first rate is logged at step 0 has no such ramp;
+3. after the last logged rate, that rate is held up to the horizon.
+
+The horizon ``T`` is ``config.iterations`` when given, else the last step with a logged loss.
+The loss logged at step ``s`` is the loss after ``s`` updates.
+
+**Warm-up is warm-up, not data.** The schedule keeps the warm-up (it moves the model: the
+intrinsic time counts it), but losses logged before the warm-up ends (the first step at which the
+rate reaches 99% of its peak, when that is within the first half of the run) are not fitted:
+:attr:`PilotRun.warmup` records that step and the fits skip earlier points.
+
+Malformed input (a missing column, a non-number, a non-finite or non-positive loss, steps out of
+order or repeated, an empty run) raises :class:`RunFileError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from .loss_models.fitted import PilotRun
+from .schedule import Schedule
+
+__all__ = ["RunFileError", "read_run", "read_runs", "rates_from_log"]
+
+
+class RunFileError(ValueError):
+    """A run file that cannot be read as a training run."""
+
+
+def rates_from_log(steps, rates, horizon: int) -> np.ndarray:
+    """Per-step rates ``0 .. horizon-1`` from logged ``(step, rate)`` pairs (the module's rule)."""
+    steps = np.asarray(steps, dtype=np.int64)
+    rates = np.asarray(rates, dtype=np.float64)
+    if steps.size == 0:
+        raise ValueError("no learning rates were logged")
+    if steps[0] > 0:  # the unlogged warm-up: linear from 0
+        steps = np.concatenate([[0], steps])
+        rates = np.concatenate([[0.0], rates])
+    t = np.arange(horizon)
+    return np.interp(t, steps, rates)  # holds the last rate after the last log
+
+
+def _warmup_end(lr: np.ndarray) -> int:
+    """The first step at which the rate reaches 99% of its peak (0 if that is late in the run:
+    then the rise is part of the schedule, not a warm-up)."""
+    peak = float(np.max(lr))
+    if peak <= 0:
+        return 0
+    end = int(np.argmax(lr >= 0.99 * peak))
+    return end if end <= len(lr) // 2 else 0
+
+
+def _number(value: str, what: str, where: str) -> float:
+    try:
+        out = float(value)
+    except ValueError:
+        raise RunFileError(f"{where}: {what} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise RunFileError(f"{where}: {what} must be finite, got {value!r}")
+    return out
+
+
+def _check_steps(steps: np.ndarray, where: str) -> None:
+    if np.any(steps < 0):
+        raise RunFileError(f"{where}: steps must be >= 0")
+    if np.any(np.diff(steps) <= 0):
+        i = int(np.argmax(np.diff(steps) <= 0))
+        raise RunFileError(f"{where}: steps must increase; step {steps[i + 1]} follows {steps[i]}")
+
+
+def _run(name, log_steps, log_lr, loss_steps, losses, horizon, where) -> PilotRun:
+    log_steps, loss_steps = np.asarray(log_steps, np.int64), np.asarray(loss_steps, np.int64)
+    losses = np.asarray(losses, dtype=np.float64)
+    _check_steps(log_steps, where + " (learning rates)")
+    _check_steps(loss_steps, where + " (losses)")
+    if losses.size < 2:
+        raise RunFileError(f"{where}: a run needs at least two logged losses, got {losses.size}")
+    if np.any(losses <= 0):
+        raise RunFileError(f"{where}: losses must be positive")
+    if horizon is None:
+        horizon = int(loss_steps[-1])
+    if horizon < 1 or loss_steps[-1] > horizon:
+        raise RunFileError(f"{where}: losses logged after the horizon T = {horizon}")
+    lr = rates_from_log(log_steps, log_lr, horizon)
+    if np.any(lr < 0):
+        raise RunFileError(f"{where}: learning rates must be >= 0")
+    schedule = Schedule(np.arange(horizon), lr, horizon=horizon, units="real")
+    return PilotRun(schedule, loss_steps, losses, name=name, warmup=_warmup_end(lr))
+
+
+def _read_text(path: pathlib.Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise RunFileError(f"{path} is not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise RunFileError(f"cannot read {path}: {err.strerror}") from None
+
+
+def _read_csv(path: pathlib.Path, text: str, schedule: Schedule | None) -> list[PilotRun]:
+    reader = csv.DictReader(text.splitlines())
+    columns = {c.strip() for c in reader.fieldnames or ()}
+    need = {"step", "loss"} | (set() if schedule is not None else {"lr"})
+    missing = need - columns
+    if missing:
+        raise RunFileError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    rows: dict[str, list] = {}
+    for line, row in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        where = f"{path}, line {line}"
+        step = _number(row["step"], "step", where)
+        if step != int(step):
+            raise RunFileError(f"{where}: step must be an integer, got {row['step']!r}")
+        lr = _number(row["lr"], "lr", where) if row.get("lr") else None
+        loss = _number(row["loss"], "loss", where) if row.get("loss") else None
+        rows.setdefault(row.get("run") or path.stem, []).append((int(step), lr, loss))
+    if not rows:
+        raise RunFileError(f"{path}: no rows")
+    runs = []
+    for name, entries in rows.items():
+        where = f"{path}, run {name!r}" if "run" in columns else str(path)
+        rates = [(s, lr) for s, lr, _ in entries if lr is not None]
+        observed = [(s, y) for s, _, y in entries if y is not None]
+        horizon = None
+        if schedule is not None:
+            horizon = schedule.horizon
+            t = np.arange(horizon)
+            rates = list(zip(t.tolist(), np.asarray(schedule.lr_at(t)).tolist(), strict=True))
+        if not rates:
+            raise RunFileError(f"{where}: no learning rates")
+        if not observed:
+            raise RunFileError(f"{where}: no losses")
+        log_steps, log_lr = zip(*rates, strict=True)
+        loss_steps, losses = zip(*observed, strict=True)
+        runs.append(_run(name, log_steps, log_lr, loss_steps, losses, horizon, where))
+    return runs
+
+
+def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
+    history = data.get("history")
+    if not isinstance(history, dict) or not isinstance(history.get("train"), dict):
+        raise RunFileError(f"{path}: not a weights-and-biases export (no history.train)")
+    train = history["train"]
+    val = history.get("val") if isinstance(history.get("val"), dict) else {}
+    if loss is None:
+        loss = "val" if val and val.get("val_loss") else "train"
+    if loss not in ("val", "train"):
+        raise RunFileError(f"loss must be 'val' or 'train', got {loss!r}")
+    source = val if loss == "val" else train
+    key = "val_loss" if loss == "val" else "train_loss"
+    for part, name, fields in (
+        ("train", "history.train", ("iter", "train_lr")),
+        (loss, f"history.{loss}", ("iter", key)),
+    ):
+        table = train if part == "train" else source
+        for field in fields:
+            if not isinstance(table.get(field), list) or not table[field]:
+                raise RunFileError(f"{path}: {name}.{field} is missing or empty")
+    lr_steps, lr = _finite_pairs(path, "history.train", train["iter"], train["train_lr"])
+    steps, losses = _finite_pairs(path, f"history.{loss}", source["iter"], source[key])
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    horizon = config.get("iterations")
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
+        raise RunFileError(f"{path}: config.iterations must be an integer, got {horizon!r}")
+    name = path.stem
+    return _run(name, lr_steps, lr, steps, losses, horizon, str(path))
+
+
+def _finite_pairs(path, name, steps, values):
+    if len(steps) != len(values):
+        raise RunFileError(f"{path}: {name}: iter and values differ in length")
+    try:
+        s = np.asarray(steps, dtype=np.float64)
+        v = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RunFileError(f"{path}: {name}: entries must be numbers") from None
+    keep = np.isfinite(s) & np.isfinite(v)  # W&B writes NaN where a step logged nothing
+    if np.sum(keep) < 2:
+        raise RunFileError(f"{path}: {name}: fewer than two finite entries")
+    if np.any(s[keep] != np.round(s[keep])):
+        raise RunFileError(f"{path}: {name}: iter must be integers")
+    return s[keep].astype(np.int64), v[keep]
+
+
+def read_run(path, *, loss: str | None = None, schedule: Schedule | None = None) -> list[PilotRun]:
+    """The run(s) in one file (CSV or weights-and-biases JSON; see the module docstring).
+
+    Args:
+        path: the file.
+        loss: for JSON exports, ``"val"`` or ``"train"`` (default: validation when logged).
+        schedule: the rates, for a CSV without an ``lr`` column.
+
+    Returns:
+        A list of :class:`PilotRun` (one, except for a multi-run CSV).
+    """
+    path = pathlib.Path(path)
+    text = _read_text(path)
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise RunFileError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
+        if not isinstance(data, dict):
+            raise RunFileError(f"{path}: expected a JSON object")
+        return [_read_wandb(path, data, loss)]
+    return _read_csv(path, text, schedule)
+
+
+def read_runs(paths: Sequence, **kwargs) -> list[PilotRun]:
+    """The runs of several files (:func:`read_run` on each, in order)."""
+    runs = []
+    for path in paths:
+        runs += read_run(path, **kwargs)
+    return runs

@@ -1,0 +1,188 @@
+"""Real runs: the loaders (CSV, weights-and-biases JSON, malformed files), evaluation at logged
+steps only, model files, and `optsched fit ... --save-model` / `optsched predict --json` on an
+excerpt of the multi-power-law authors' 25M curves (tests/data/multipowerlaw_25, MIT)."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+import optsched as o
+from optsched.cli import main
+from optsched.loss_models.convex import convex_bound, convex_bound_at
+from optsched.loss_models.multipower import _mpl_at, _mpl_curve
+from optsched.loss_models.store import ModelFileError, load_model, save_model
+from optsched.runs import RunFileError, rates_from_log, read_run
+
+EXCERPT = pathlib.Path(__file__).parent / "data" / "multipowerlaw_25"
+
+
+def test_csv_run_rebuilds_every_rate_by_the_documented_rule():
+    [run] = read_run(EXCERPT / "cosine_24000.csv")
+    rows = np.loadtxt(EXCERPT / "cosine_24000.csv", delimiter=",", skiprows=1)
+    steps, lr = rows[:, 0].astype(int), rows[:, 1]
+    assert run.name == "cosine_24000" and run.schedule.horizon == steps[-1]
+    assert run.schedule.units == "real"
+    per_step = np.asarray(run.schedule.lr_at(np.arange(run.schedule.horizon)))
+    # logged rates exactly at logged steps, a linear warm-up from 0 before the first log
+    np.testing.assert_allclose(per_step[steps[:-1]], lr[:-1], rtol=1e-12)
+    np.testing.assert_allclose(per_step[:5], lr[0] * np.arange(5) / steps[0], rtol=1e-12)
+    assert 0 < run.warmup <= steps[0]  # the warm-up is schedule, not data
+    np.testing.assert_array_equal(run.steps, steps)
+
+
+def test_rates_from_log_holds_the_last_rate_and_ramps_between_logs():
+    lr = rates_from_log([0, 4], [1.0, 0.0], 8)
+    np.testing.assert_allclose(lr, [1, 0.75, 0.5, 0.25, 0, 0, 0, 0])
+
+
+def _wandb(tmp_path, **overrides):
+    data = {
+        "name": "x",
+        "config": {"iterations": 40},
+        "history": {
+            "train": {
+                "iter": [10, 20, 30, 40],
+                "train_lr": [1e-3, 1e-3, 5e-4, float("nan")],
+                "train_loss": [5.0, 4.0, 3.5, 3.2],
+            },
+            "val": {"iter": [0, 20, 40], "val_loss": [9.0, 4.1, 3.3]},
+        },
+    }
+    data.update(overrides)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_wandb_export_reads_validation_or_training_loss(tmp_path):
+    path = _wandb(tmp_path)
+    [val] = read_run(path)
+    assert val.schedule.horizon == 40 and val.steps.tolist() == [0, 20, 40]
+    assert val.name == "run" and val.loss.tolist() == [9.0, 4.1, 3.3]
+    [train] = read_run(path, loss="train")
+    assert train.steps.tolist() == [10, 20, 30, 40]
+    # the NaN rate logged at step 40 is dropped; the last rate is held
+    assert float(val.schedule.lr_at(39)) == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("step,lr\n1,0.1\n", "missing column(s) loss"),
+        ("step,lr,loss\n1,x,1\n2,0.1,1\n", "line 2: lr must be a number"),
+        ("step,lr,loss\n1,0.1,nan\n2,0.1,1\n", "loss must be finite"),
+        ("step,lr,loss\n1,0.1,1\n1,0.1,0.9\n", "steps must increase"),
+        ("step,lr,loss\n1,0.1,1\n2,0.1,-1\n", "losses must be positive"),
+        ("step,lr,loss\n1,0.1,1\n", "at least two logged losses"),
+        ("step,lr,loss\n1.5,0.1,1\n2,0.1,1\n", "step must be an integer"),
+        ("step,lr,loss\n1,-0.1,1\n2,0.1,1\n", "learning rates must be >= 0"),
+    ],
+)
+def test_malformed_csv_is_refused_with_the_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(RunFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_run(path)
+
+
+def test_malformed_json_and_bytes_are_refused(tmp_path):
+    with pytest.raises(RunFileError, match="no history.train"):
+        read_run(_wandb(tmp_path, history={}))
+    bad = tmp_path / "b.csv"
+    bad.write_bytes(b"step,lr,loss\n1,0.1,\xff\n")
+    with pytest.raises(RunFileError, match="not UTF-8"):
+        read_run(bad)
+
+
+def test_curves_at_logged_steps_equal_the_full_curves():
+    rng = np.random.default_rng(0)
+    lr = np.concatenate([np.linspace(0, 1, 20), np.linspace(1, 0.1, 180)]) * 3e-4
+    steps = np.sort(rng.choice(np.arange(1, 201), 15, replace=False))
+    with o.float64():
+        params = np.array([3.0, 0.5, 0.4, 0.2, 2.0, 0.5, 0.6])
+        norm = lr / 3e-4
+        np.testing.assert_allclose(
+            _mpl_at(params, norm, steps), np.asarray(_mpl_curve(params, norm))[steps], rtol=1e-13
+        )
+        np.testing.assert_allclose(
+            convex_bound_at(norm, steps, 1.0, 0.1),
+            np.asarray(convex_bound(norm, 1.0, 0.1))[steps - 1],
+            rtol=1e-13,
+        )
+
+
+@pytest.fixture(scope="module")
+def fitted_convex(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fit")
+    model_path = folder / "m.json"
+    runs = [str(EXCERPT / f"{n}.csv") for n in ("cosine_24000", "constant_24000", "wsdcon_9")]
+    assert (
+        main(["fit", *runs, "--model", "convex", "--save-model", str(model_path), "--quiet"]) == 0
+    )
+    return model_path
+
+
+def test_fit_saves_a_model_that_predict_reads(fitted_convex, capsys):
+    model = load_model(fitted_convex)
+    assert isinstance(model, o.ConvexBound) and model.u > 0 and model.v > 0
+    held_out = EXCERPT / "wsdcon_3.csv"
+    capsys.readouterr()
+    assert main(["predict", str(fitted_convex), str(held_out), "--json"]) == 0
+    [out] = json.loads(capsys.readouterr().out)
+    assert set(out) == {
+        "run",
+        "final_step",
+        "predicted_final_loss",
+        "observed_final_loss",
+        "steps",
+        "predicted",
+    }
+    rows = np.loadtxt(held_out, delimiter=",", skiprows=1)
+    assert out["steps"] == rows[:, 0].astype(int).tolist()
+    assert out["observed_final_loss"] == rows[-1, 2] and out["final_step"] == rows[-1, 0]
+    predicted = np.asarray(out["predicted"])
+    assert predicted[-1] == out["predicted_final_loss"]
+    # a held-out schedule of the same family: predicted to a few percent at every logged step
+    assert np.max(np.abs(predicted / rows[:, 2] - 1)) < 0.05
+    # the file holds the model exactly
+    [run] = read_run(held_out)
+    np.testing.assert_allclose(predicted, model.predict(run.schedule, run.steps), rtol=1e-12)
+
+
+def test_predict_reads_a_schedule_file_and_model_files_are_checked(fitted_convex, tmp_path, capsys):
+    model = load_model(fitted_convex)
+    sol = o.solve(model, 3000, 3e-4, optimiser=o.LBFGS(max_knots=16))
+    sol.save(tmp_path / "s.json")
+    capsys.readouterr()
+    assert main(["predict", str(fitted_convex), str(tmp_path / "s.json"), "--json"]) == 0
+    [out] = json.loads(capsys.readouterr().out)
+    assert out["observed_final_loss"] is None and out["final_step"] == 3000
+    assert out["predicted_final_loss"] == pytest.approx(sol.final_loss, rel=1e-9)
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "optsched.model/1",
+                "kind": "ConvexBound",
+                "u": -1,
+                "v": 1,
+                "loss_floor": 1,
+                "lr_unit": 1,
+            }
+        )
+    )
+    with pytest.raises(ModelFileError, match="u must be a positive number"):
+        load_model(bad)
+    save_model(model, tmp_path / "again.json")
+    again = load_model(tmp_path / "again.json")
+    np.testing.assert_array_equal(again.predict(sol.schedule), model.predict(sol.schedule))
+
+
+def test_fit_refuses_to_overwrite_its_input(tmp_path, capsys):
+    run = tmp_path / "run.csv"
+    run.write_text((EXCERPT / "wsdcon_9.csv").read_text())
+    assert main(["fit", str(run), "--model", "convex", "--save-model", str(run)]) == 2
+    assert "is an input file" in capsys.readouterr().err
+    assert run.read_text() == (EXCERPT / "wsdcon_9.csv").read_text()
