@@ -336,7 +336,7 @@ def cmd_fit(args) -> int:
         )
         if args.save_model is not None:
             print(f"model written to {args.save_model}")
-    if args.out is None:
+    if args.out is None or args.horizon is None:
         return 0
     lr_max = args.lr_max or max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
     if show:

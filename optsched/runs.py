@@ -162,8 +162,8 @@ def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
     history = data.get("history")
     if not isinstance(history, dict) or not isinstance(history.get("train"), dict):
         raise RunFileError(f"{path}: not a weights-and-biases export (no history.train)")
-    train = history["train"]
-    val = history.get("val") if isinstance(history.get("val"), dict) else {}
+    train: dict = history["train"]
+    val: dict = history["val"] if isinstance(history.get("val"), dict) else {}
     if loss is None:
         loss = "val" if val and val.get("val_loss") else "train"
     if loss not in ("val", "train"):
@@ -180,7 +180,7 @@ def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
                 raise RunFileError(f"{path}: {name}.{field} is missing or empty")
     lr_steps, lr = _finite_pairs(path, "history.train", train["iter"], train["train_lr"])
     steps, losses = _finite_pairs(path, f"history.{loss}", source["iter"], source[key])
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    config: dict = data["config"] if isinstance(data.get("config"), dict) else {}
     horizon = config.get("iterations")
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
         raise RunFileError(f"{path}: config.iterations must be an integer, got {horizon!r}")

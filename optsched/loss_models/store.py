@@ -12,8 +12,10 @@ import json
 import math
 import pathlib
 
+import jax.numpy as jnp
 import numpy as np
 
+from .._precision import with_float64
 from ..model.problem import PowerLawProblem
 from .base import AbstractLossModel
 from .convex import ConvexBound
@@ -69,6 +71,7 @@ def save_model(model: AbstractLossModel, path) -> None:
     write_json(model_to_json(model), path)
 
 
+@with_float64
 def load_model(path) -> AbstractLossModel:
     """Read a model file; anything wrong with it raises :class:`ModelFileError`."""
     path = pathlib.Path(path)
@@ -94,7 +97,7 @@ def _positive(data: dict, key: str) -> float:
 def _model(data: dict) -> AbstractLossModel:
     kind = data.get("kind")
     if kind == "MultiPowerLaw":
-        params = np.asarray(data["params"], dtype=np.float64)
+        params = jnp.asarray(np.asarray(data["params"], dtype=np.float64))
         if params.shape != (7,) or not np.all(np.isfinite(params)):
             raise ValueError("params must be 7 finite numbers")
         return MultiPowerLaw(
