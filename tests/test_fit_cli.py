@@ -62,8 +62,8 @@ def test_fit_writes_a_schedule_in_real_units_that_evaluate_reads(tmp_path, capsy
     "content, message",
     [
         ("run,step,lr\na,0,0.1\n", "missing column(s) loss"),
-        ("run,step,lr,loss\na,0,x,1\n", "line 2: step, lr and loss must be numbers"),
-        ("run,step,lr,loss\na,0,0.1,1\na,2,0.1,0.5\n", "lr at every step"),
+        ("run,step,lr,loss\na,0,x,1\n", "line 2: lr must be a number"),
+        ("run,step,lr,loss\na,0,0.1,1\na,0,0.1,0.5\n", "steps must increase"),
     ],
 )
 def test_bad_run_files_fail_with_one_line(tmp_path, capsys, content, message):

@@ -11,7 +11,7 @@ import pytest
 import optsched as o
 from optsched.cli import main
 from optsched.loss_models.convex import convex_bound, convex_bound_at
-from optsched.loss_models.multipower import _mpl_at, _mpl_curve
+from optsched.loss_models.multipower import _mpl_at, _mpl_curve, drop_steps
 from optsched.loss_models.store import ModelFileError, load_model, save_model
 from optsched.runs import RunFileError, rates_from_log, read_run
 
@@ -103,8 +103,18 @@ def test_curves_at_logged_steps_equal_the_full_curves():
     with o.float64():
         params = np.array([3.0, 0.5, 0.4, 0.2, 2.0, 0.5, 0.6])
         norm = lr / 3e-4
+        full = np.asarray(_mpl_curve(params, norm))[steps]
+        np.testing.assert_allclose(_mpl_at(params, norm, steps), full, rtol=1e-13)
+        # restricted to the steps whose rate changes (what fits use): the same sum
+        drops = drop_steps(norm)
+        assert drops.size == 179 and drops[0] == 21
+        np.testing.assert_allclose(_mpl_at(params, norm, steps, drops), full, rtol=1e-13)
+        flat = np.ones(50)
+        assert drop_steps(flat).size == 0
         np.testing.assert_allclose(
-            _mpl_at(params, norm, steps), np.asarray(_mpl_curve(params, norm))[steps], rtol=1e-13
+            _mpl_at(params, flat, [3, 7], drop_steps(flat)),
+            np.asarray(_mpl_curve(params, flat))[[3, 7]],
+            rtol=1e-13,
         )
         np.testing.assert_allclose(
             convex_bound_at(norm, steps, 1.0, 0.1),

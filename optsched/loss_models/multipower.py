@@ -88,27 +88,48 @@ def _mpl_curve(params, lr):
     return _mpl_at(params, lr, jnp.arange(lr.shape[0] + 1))
 
 
-def _mpl_at(params, lr, steps):
-    """The law after ``steps`` updates: ``O(len(steps) * T)`` time, ``O(T)`` memory (the
-    loss-drop sum runs once per requested step, never over all ``T`` steps)."""
+def drop_steps(lr) -> np.ndarray:
+    """The steps ``k`` after the peak at which the rate changes (``lr[k-1] != lr[k]``): the
+    only terms of the loss-drop sum that are not zero (concrete rates only)."""
+    lr = np.asarray(lr)
+    k = np.arange(1, lr.shape[0])
+    return k[(k > int(np.argmax(lr))) & (lr[:-1] != lr[1:])]
+
+
+def _mpl_at(params, lr, steps, drops=None):
+    """The law after ``steps`` updates: ``O(len(steps) * K)`` time and ``O(K)`` memory, with
+    ``K = T`` or, given ``drops`` (:func:`drop_steps` of these rates; what fits pass), the number
+    of steps whose rate changes: the loss-drop sum runs once per requested step over the terms
+    that can be non-zero, never over all ``T`` steps for every step."""
     L0, A, alpha, B, C, beta, gamma = params
     T = lr.shape[0]
     cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr)])  # cum[t] = S_1(t)
-    peak = jnp.argmax(lr)
-    k = jnp.arange(T)
-    drop = jnp.where(k > peak, jnp.concatenate([jnp.zeros(1), lr[:-1] - lr[1:]]), 0.0)
-    scale = C * jnp.where(lr > 0, lr, 1.0) ** (-gamma)
+    if drops is None:
+        k = jnp.arange(T)
+        peak = jnp.argmax(lr)
+        drop = jnp.where(k > peak, jnp.concatenate([jnp.zeros(1), lr[:-1] - lr[1:]]), 0.0)
+    else:
+        k = jnp.asarray(drops, dtype=jnp.int32)
+        drop = lr[k - 1] - lr[k]
+    lr_k = lr[k]
+    scale = C * jnp.where(lr_k > 0, lr_k, 1.0) ** (-gamma)
 
     def ld(t):
         s_k = jnp.maximum(cum[t] - cum[k], 0.0)  # S_k(t) for k < t
         g = 1.0 - (scale * s_k + 1.0) ** (-beta)
         return B * jnp.sum(jnp.where(k < t, drop * g, 0.0))
 
+    if k.shape[0] == 0:  # no drop anywhere (a constant rate)
+        return _mpl_power(L0, A, alpha, cum[jnp.asarray(steps)])
+
     steps = jnp.asarray(steps)
-    reduction = jax.lax.map(ld, steps)
-    s1 = cum[steps]
+    return _mpl_power(L0, A, alpha, cum[steps]) - jax.lax.map(ld, steps)
+
+
+def _mpl_power(L0, A, alpha, s1):
+    """:math:`L_0 + A S_1^{-\\alpha}`, ``inf`` where :math:`S_1 = 0`."""
     safe = jnp.where(s1 > 0, s1, 1.0)  # a finite stand-in keeps gradients finite
-    return jnp.where(s1 > 0, L0 + A * safe ** (-alpha) - reduction, jnp.inf)
+    return jnp.where(s1 > 0, L0 + A * safe ** (-alpha), jnp.inf)
 
 
 def _natural(theta):
@@ -118,8 +139,8 @@ def _natural(theta):
 def _residuals(theta, runs):
     params = _natural(theta)
     out = []
-    for lr, steps, log_y in runs:
-        pred = _mpl_at(params, lr, steps)
+    for lr, steps, log_y, drops in runs:
+        pred = _mpl_at(params, lr, steps, drops)
         out.append(jnp.log(jnp.maximum(pred, 1e-300)) - log_y)
     return jnp.concatenate(out)
 
@@ -136,6 +157,7 @@ def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLa
     """
     runs = list(runs)
     arrays, unit, y_min, y_max = pilot_arrays(runs, normalise=True, skip_first_step=True)
+    arrays = [(lr, steps, log_y, drop_steps(lr)) for lr, steps, log_y in arrays]
     first = runs[0]
     i = int(np.argmax(first.steps > 0))
     s_first = float(jnp.sum(first.schedule.per_step(1.0)[0][: first.steps[i]])) / unit
