@@ -205,3 +205,26 @@ def test_transfer_rescale_follows_theory_and_resolve_says_so(easy_solution):
     assert s.final_loss <= r.final_loss * (1 + 1e-9)  # re-solving is at least as good
     with pytest.raises(ValueError, match="new_horizon"):
         transfer(sol, 0)
+
+
+def test_heavy_ball_export_is_optax_trace_exactly():
+    """A heavy-ball schedule exports as it is: optax's trace with (lr, mu) is the iteration."""
+    sched = _schedule("linear", momentum=True).replace(momentum_form="heavy_ball")
+    eta, mu_t, _ = (np.asarray(x) for x in sched.per_step(1.0))
+    grads = RNG.normal(size=(T, 5))
+    w, tau, ref = np.zeros(5), np.zeros(5), []
+    for t in range(T):  # tau <- g + mu tau, w <- w - eta tau
+        tau = grads[t] + mu_t[t] * tau
+        w = w - eta[t] * tau
+        ref.append(w)
+    lr, mu = to_optax_momentum(sched)
+    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=mu)
+    params = jnp.zeros(5)
+    state = opt.init(params)
+    update = jax.jit(opt.update)
+    err = 0.0
+    for t in range(T):
+        updates, state = update(jnp.asarray(grads[t]), state, params)
+        params = optax.apply_updates(params, updates)
+        err = max(err, float(np.max(np.abs(np.asarray(params) - ref[t]))))
+    assert err < 1e-10

@@ -33,14 +33,14 @@ from typing import Literal
 
 from .._precision import with_float64
 from ..model.problem import PowerLawProblem
-from ..model.spectrum import Spectrum, mode_grid, spectrum
+from ..model.spectrum import ModeGrid, Spectrum, mode_grid, spectrum
 from ..schedule import Schedule
 from .base import AbstractDynamics
 from .momentum import MomentumRecursion
 from .ode import ContinuousTime
 from .sgd import BlockPropagation, StepRecursion
 
-__all__ = ["EXACT_BUDGET", "Method", "dynamics_for", "modes_for", "sgd_method"]
+__all__ = ["EXACT_BUDGET", "Method", "dynamics_for", "fit_grid", "modes_for", "sgd_method"]
 
 Method = Literal["auto", "scan", "blocks", "ode"]
 
@@ -99,3 +99,11 @@ def modes_for(
         features, b=float(problem.b if b is None else b), max_time=max(float(max_time), 1.0)
     )
     return spectrum(problem, grid)
+
+
+def fit_grid(b: float, max_time: float) -> ModeGrid:
+    """The infinite-width modes a fit tracks while ``a, b, sigma`` move (a static grid: the
+    fitted parameters are traced). It is laid out for ``0.8 b`` (at least 1.02), since the fit may
+    move ``b`` lower, and accurate to ten times the runs' intrinsic time ``max_time`` (model
+    units), so that predictions of longer runs stay inside it."""
+    return mode_grid(math.inf, b=max(1.02, 0.8 * b), max_time=max(10.0 * max_time, 10.0))

@@ -29,9 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._precision import with_float64
+from ..dynamics.choice import fit_grid
 from ..dynamics.sgd import step_losses
 from ..model.problem import PowerLawProblem
-from ..model.spectrum import mode_grid, spectrum
+from ..model.spectrum import spectrum
 from ..schedule import Schedule
 from .base import AbstractLossModel
 from .fitting import (
@@ -104,7 +105,7 @@ class FittedProblem(AbstractLossModel):
     @with_float64
     def curve(self, lr):
         """Real loss after ``0 .. T`` steps of real per-step rates ``lr`` (jit-able)."""
-        spec = spectrum(self.problem, _grid(float(self.problem.b), self.max_time))
+        spec = spectrum(self.problem, fit_grid(float(self.problem.b), self.max_time))
         lr = self.lr_scale * jnp.asarray(lr)
         model = step_losses(spec, lr, jnp.full_like(lr, self.problem.batch))
         return self.loss_floor + self.loss_scale * model
@@ -130,7 +131,7 @@ class FittedProblem(AbstractLossModel):
         steps = np.arange(schedule.horizon + 1) if steps is None else np.asarray(steps)
         lr, _, m = schedule.per_step(self.problem.batch)
         lr = self.lr_scale * lr
-        spec = spectrum(self.problem, _grid(float(self.problem.b), float(jnp.sum(lr))))
+        spec = spectrum(self.problem, fit_grid(float(self.problem.b), float(jnp.sum(lr))))
         model = np.asarray(step_losses(spec, lr, m))[steps]
         return self.loss_floor + self.loss_scale * model
 
@@ -167,12 +168,6 @@ class FittedProblem(AbstractLossModel):
             "batch": float(self.problem.batch),
             "residual_rms": self.residual_rms,
         }
-
-
-def _grid(b: float, max_time: float):
-    # modes slower than the fit's intrinsic time are frozen; a smaller b than the estimate (the
-    # fit may move there) keeps enough modes tracked
-    return mode_grid(math.inf, b=max(1.02, 0.8 * b), max_time=max(10.0 * max_time, 10.0))
 
 
 def _natural(theta, floor_max):
@@ -241,7 +236,12 @@ def fit(
         found = None
         for _ in range(2):  # rebuild the mode grid around the current estimate once
             nat = _natural(theta, y_min)
-            data = (arrays, _grid(float(nat[1]), float(nat[3]) * total_real), float(batch), y_min)
+            data = (
+                arrays,
+                fit_grid(float(nat[1]), float(nat[3]) * total_real),
+                float(batch),
+                y_min,
+            )
             try:
                 theta, cost, J = least_squares_fit(_residuals, [theta], data, max_steps=max_steps)
             except ValueError:
