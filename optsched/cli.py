@@ -429,6 +429,31 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_rank(args) -> int:
+    from .loss_models.store import load_model
+    from .ranking import rank
+
+    model = load_model(args.model)
+    candidates = [(path, _predict_target(path, args.loss)[0]) for path in args.candidates]
+    result = rank(model, candidates)
+    if args.json:
+        print(json.dumps(result, allow_nan=False))
+        return 0
+    print(f"{'rank':>4}  {'candidate':<40} {'predicted final loss':>22}")
+    for i, r in enumerate(result["ranking"], start=1):
+        err = "" if r["stderr"] is None else f" +- {r['stderr']:.2g}"
+        print(
+            f"{i:>4}  {pathlib.Path(r['candidate']).name:<40} "
+            f"{r['predicted_final_loss']:>12.5g}{err:>10}"
+        )
+    if result["p_first_beats_second"] is not None:
+        print(
+            f"probability that the first beats the second: {result['p_first_beats_second']:.3f}"
+            " (the fit's uncertainty; not the model's own error)"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .solver.baselines import FAMILIES
 
@@ -546,6 +571,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a JSON list, one object per run (see docs/file-format.md)",
     )
     predict.set_defaults(func=cmd_predict)
+
+    ranker = sub.add_parser(
+        "rank",
+        help="order candidate schedules by a fitted model's "
+        "predicted final loss, with uncertainties",
+    )
+    ranker.add_argument("model", metavar="MODEL.json", help="written by optsched fit")
+    ranker.add_argument(
+        "candidates",
+        nargs="+",
+        metavar="CANDIDATE",
+        help="schedule files or run files (their schedules)",
+    )
+    ranker.add_argument("--loss", choices=("val", "train"), default=None)
+    ranker.add_argument("--json", action="store_true", help="print one JSON object")
+    ranker.set_defaults(func=cmd_rank)
 
     rep = sub.add_parser(
         "reproduce",

@@ -76,3 +76,15 @@ def test_bad_runs_fail_clearly():
         PilotRun(sched, [0, 11], [1.0, 0.5])
     with pytest.raises(ValueError, match="at least one"):
         fit([])
+
+
+def test_predictions_as_a_function_of_the_parameters_match_predict(fitted):
+    """What rank differentiates is the model's own prediction (its quadrature, to 1e-6)."""
+    sched = o.family("cosine", 1.0, T)
+    values, cov = fitted.parameters()
+    assert cov.shape == (6, 6) and np.all(np.diag(cov) >= 0)
+    steps = np.array([10, 100, T])
+    with o.float64():
+        lr = sched.per_step(1.0)[0]
+        at = np.asarray(fitted.curve_at_parameters(values, lr, steps))
+    np.testing.assert_allclose(at, fitted.predict(sched, steps), rtol=1e-6)

@@ -196,3 +196,51 @@ def test_fit_refuses_to_overwrite_its_input(tmp_path, capsys):
     assert main(["fit", str(run), "--model", "convex", "--save-model", str(run)]) == 2
     assert "is an input file" in capsys.readouterr().err
     assert run.read_text() == (EXCERPT / "wsdcon_9.csv").read_text()
+
+
+def test_rank_orders_candidates_with_delta_method_uncertainty(fitted_convex, tmp_path, capsys):
+    model = load_model(fitted_convex)
+    _, cov = model.parameters()
+    assert cov is not None and cov.shape == (3, 3)
+    peak, T = 3e-4, 12000
+    files = {}
+    for name in ("constant", "linear", "cosine"):
+        path = tmp_path / f"{name}.json"
+        sched = o.family(name, peak, T).replace(units="real", lr_scale=model.lr_scale)
+        o.Solution(
+            model, sched, 1.0, np.zeros(2), np.zeros(2), peak, {}, o.RESULTS.successful, {}
+        ).save(path)
+        files[name] = path
+    capsys.readouterr()
+    assert main(["rank", str(fitted_convex), *map(str, files.values()), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ranked = [pathlib.Path(r["candidate"]).stem for r in out["ranking"]]
+    predicted = {pathlib.Path(r["candidate"]).stem: r for r in out["ranking"]}
+    # the order is the model's own prediction of each schedule
+    for name, path in files.items():
+        sched = o.load(path).schedule
+        assert predicted[name]["predicted_final_loss"] == pytest.approx(
+            float(model.predict(sched, [T])[0]), rel=1e-10
+        )
+    assert ranked[-1] == "constant"  # the bound prefers any decay to none
+    assert 0.5 <= out["p_first_beats_second"] <= 1.0
+    # the delta method against finite differences of the prediction in the parameters
+    values, _ = model.parameters()
+    sched = o.load(files[ranked[0]]).schedule
+    lr = sched.to_units("real", lr_scale=model.lr_scale).per_step(1.0)[0]
+    grad = []
+    with o.float64():
+        for i in range(3):
+            h = 1e-6 * abs(values[i])
+            up, down = values.copy(), values.copy()
+            up[i] += h
+            down[i] -= h
+            grad.append(
+                float(
+                    model.curve_at_parameters(up, lr, [T])[0]
+                    - model.curve_at_parameters(down, lr, [T])[0]
+                )
+                / (2 * h)
+            )
+    grad = np.asarray(grad)
+    assert out["ranking"][0]["stderr"] == pytest.approx(float(np.sqrt(grad @ cov @ grad)), rel=1e-4)

@@ -123,6 +123,16 @@ class AbstractLossModel(eqx.Module):
         """A JSON-ready description: the model's kind and its values (for files and the CLI)."""
         return {"kind": type(self).__name__}
 
+    def parameters(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The fitted parameters as a vector and their covariance (``None`` when not fitted);
+        see :meth:`with_parameters`."""
+        raise NotImplementedError(f"{type(self).__name__} has no fitted parameters")
+
+    def curve_at_parameters(self, values, lr, steps) -> Array:
+        """:meth:`curve_at` with the parameter vector ``values`` in place of the fitted one
+        (differentiable in ``values``: what uncertainty propagation differentiates)."""
+        raise NotImplementedError(f"{type(self).__name__} has no fitted parameters")
+
 
 def _in_units_of(model: AbstractLossModel, schedule: Schedule) -> Schedule:
     """``schedule`` as ``model`` reads it: as it is when its units are the model's (or unstated),

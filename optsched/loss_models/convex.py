@@ -95,6 +95,16 @@ class ConvexBound(AbstractLossModel):
     loss_floor: float
     lr_unit: float = 1.0
     stderr: dict | None = None
+    covariance: np.ndarray | None = None
+
+    def parameters(self):
+        return np.array([self.u, self.v, self.loss_floor]), self.covariance
+
+    def curve_at_parameters(self, values, lr, steps):
+        steps = jnp.maximum(jnp.asarray(steps), 1)
+        return values[2] + convex_bound_at(
+            jnp.asarray(lr) / self.lr_unit, steps, values[0], values[1]
+        )
 
     @property
     def lr_scale(self) -> float:
@@ -159,7 +169,9 @@ def fit_convex_bound(runs: Sequence, *, max_steps: int = 200) -> ConvexBound:
     theta, cost, J = least_squares_fit(_residuals, starts, (arrays, y_min), max_steps=max_steps)
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     u, v, floor = (float(x) for x in _natural(theta, y_min))
-    return ConvexBound(u, v, floor, unit, standard_errors(cov, ("u", "v", "loss_floor")))
+    return ConvexBound(
+        u, v, floor, unit, standard_errors(cov, ("u", "v", "loss_floor")), covariance=cov
+    )
 
 
 @with_float64

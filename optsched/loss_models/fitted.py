@@ -152,6 +152,20 @@ class FittedProblem(AbstractLossModel):
             loss_floor=self.loss_floor,
         )
 
+    def parameters(self):
+        return np.array(list(self.values().values())), np.asarray(self.covariance)
+
+    def curve_at_parameters(self, values, lr, steps):
+        a, b, sigma, s_lr, s_loss, floor = (values[i] for i in range(6))
+        lr = jnp.asarray(lr)
+        # modes laid out at the fitted b and rates (static), as in the fit itself
+        grid = fit_grid(float(self.problem.b), float(self.lr_scale * jnp.sum(lr)))
+        problem = PowerLawProblem(a, b, sigma=sigma, batch=float(self.problem.batch))
+        model = step_losses(
+            spectrum(problem, grid), s_lr * lr, jnp.full_like(lr, self.problem.batch)
+        )
+        return floor + s_loss * model[jnp.asarray(steps)]
+
     def default_lr_max(self) -> float:
         """99% of the fitted model's largest stable constant rate, in real units."""
         return self.problem.default_lr_max() / self.lr_scale

@@ -54,6 +54,7 @@ class MultiPowerLaw(AbstractLossModel):
     lr_unit: float
     stderr: dict
     residual_rms: float = float("nan")
+    covariance: np.ndarray | None = None
 
     @property
     def lr_scale(self) -> float:
@@ -73,6 +74,12 @@ class MultiPowerLaw(AbstractLossModel):
 
     def values(self) -> dict[str, float]:
         return {k: float(v) for k, v in zip(PARAMETERS, self.params, strict=True)}
+
+    def parameters(self):
+        return np.asarray(self.params, dtype=np.float64), self.covariance
+
+    def curve_at_parameters(self, values, lr, steps):
+        return _mpl_at(values, jnp.asarray(lr) / self.lr_unit, steps)
 
     def describe(self) -> dict:
         return {
@@ -179,5 +186,9 @@ def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLa
     theta, cost, J = least_squares_fit(_residuals, starts, arrays, max_steps=max_steps)
     cov = covariance(J, cost, _natural, theta)
     return MultiPowerLaw(
-        _natural(theta), unit, standard_errors(cov, PARAMETERS), math.sqrt(cost / J.shape[0])
+        _natural(theta),
+        unit,
+        standard_errors(cov, PARAMETERS),
+        math.sqrt(cost / J.shape[0]),
+        covariance=cov,
     )

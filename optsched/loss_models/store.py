@@ -36,6 +36,7 @@ def model_to_json(model: AbstractLossModel) -> dict:
     if isinstance(model, MultiPowerLaw):
         body = {
             "params": [float(x) for x in np.asarray(model.params)],
+            "covariance": _matrix(model.covariance),
             "lr_unit": model.lr_unit,
             "stderr": model.stderr,
             "residual_rms": model.residual_rms,
@@ -47,6 +48,7 @@ def model_to_json(model: AbstractLossModel) -> dict:
             "loss_floor": model.loss_floor,
             "lr_unit": model.lr_unit,
             "stderr": model.stderr or {},
+            "covariance": _matrix(model.covariance),
         }
     elif isinstance(model, FittedProblem):
         body = {
@@ -87,6 +89,20 @@ def load_model(path) -> AbstractLossModel:
         raise ModelFileError(f"{path}: {type(err).__name__}: {err}") from None
 
 
+def _matrix(value) -> list | None:
+    return None if value is None else np.asarray(value, dtype=np.float64).tolist()
+
+
+def _read_matrix(data: dict, size: int) -> np.ndarray | None:
+    value = data.get("covariance")
+    if value is None:
+        return None
+    matrix = np.asarray(value, dtype=np.float64)
+    if matrix.shape != (size, size) or not np.all(np.isfinite(matrix)):
+        raise ValueError(f"covariance must be a finite {size} x {size} matrix")
+    return matrix
+
+
 def _positive(data: dict, key: str) -> float:
     value = float(data[key])
     if not (math.isfinite(value) and value > 0):
@@ -105,6 +121,7 @@ def _model(data: dict) -> AbstractLossModel:
             _positive(data, "lr_unit"),
             dict(data.get("stderr") or {}),
             float(data.get("residual_rms", math.nan)),
+            covariance=_read_matrix(data, 7),
         )
     if kind == "ConvexBound":
         return ConvexBound(
@@ -113,6 +130,7 @@ def _model(data: dict) -> AbstractLossModel:
             float(data["loss_floor"]),
             _positive(data, "lr_unit"),
             dict(data.get("stderr") or {}),
+            covariance=_read_matrix(data, 3),
         )
     if kind == "FittedProblem":
         return FittedProblem(
