@@ -130,6 +130,7 @@ def cmd_solve(args) -> int:
         raise UsageError("choose --momentum or --batch-schedule, not both")
     if args.horizon < 1:
         raise UsageError(f"horizon must be >= 1, got {args.horizon}")
+    _check_writable(args.out, [])
     problem = _problem(args)
     show = _progress(args.quiet)
     if args.momentum:
@@ -141,7 +142,7 @@ def cmd_solve(args) -> int:
     solution = solve(problem, args.horizon, controls, progress=show)
     if show:
         sys.stderr.write("\r\033[K")
-    solution.save(args.out)
+    solution.save(args.out)  # atomic; the folder was checked before the solve
     if not args.quiet:
         d = solution.stats
         solved = solution.model  # at the budget's mean batch for a batch schedule
@@ -224,16 +225,16 @@ def cmd_evaluate(args) -> int:
 
 def cmd_export(args) -> int:
     from .export import to_csv, to_optax_source
-    from .io import load
+    from .io import load, write_text
 
+    if args.out is not None:
+        _check_writable(args.out, [args.file])
     f = load(args.file)
     text = to_csv(f) if args.format == "csv" else to_optax_source(f)
     if args.out is None:
         sys.stdout.write(text)
     else:
-        import pathlib
-
-        pathlib.Path(args.out).write_text(text)
+        write_text(text, args.out)
         print(f"{args.format} export of {args.file} written to {args.out}", file=sys.stderr)
     return 0
 
@@ -455,12 +456,14 @@ def cmd_rank(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     from .solver.baselines import FAMILIES
 
     parser = argparse.ArgumentParser(
         prog="optsched",
         description="Optimal training schedules from a solvable model of SGD.",
     )
+    parser.add_argument("--version", action="version", version=f"optsched {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     curve = sub.add_parser("curve", help="expected loss curve of a standard schedule")
     _problem_args(curve)
@@ -642,6 +645,9 @@ def main(argv=None) -> int:
     try:
         with float64():
             return args.func(args)
+    except KeyboardInterrupt:
+        print(f"optsched {args.command}: interrupted; no file was changed", file=sys.stderr)
+        return 130
     except (UsageError, ValueError, OSError) as err:
         print(f"optsched {args.command}: error: {err}", file=sys.stderr)
         return 2

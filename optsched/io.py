@@ -44,6 +44,7 @@ __all__ = [
     "schedule_entries",
     "to_json",
     "write_json",
+    "write_text",
 ]
 
 FORMAT = "optsched.schedule/2"
@@ -158,14 +159,21 @@ def save(solution, path) -> None:
 
 
 def write_json(data: dict, path) -> None:
-    """Write ``data`` as JSON to ``path`` atomically: a temporary file in the same folder, then
-    a rename, so a reader never sees a half-written file and a kill leaves the old one."""
+    """Write ``data`` as strict JSON (no NaN or Infinity) to ``path`` atomically."""
+    write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", path)
+
+
+def write_text(text: str, path) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, flushed to
+    disk, then a rename, so a reader never sees a half-written file and a kill (or Ctrl-C)
+    leaves the old one."""
     path = pathlib.Path(path)
-    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -126,3 +126,31 @@ def test_solve_batch_schedule_under_a_budget(tmp_path, capsys):
     assert main(["evaluate", str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert abs(data["final_loss"] / stored["predicted_final_loss"] - 1) < 1e-6
+
+
+def test_version_and_guards_around_writes(tmp_path, capsys, monkeypatch):
+    import optsched as o
+    import optsched.cli as cli
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"optsched {o.__version__}"
+    # an unwritable output folder is refused before the solve, in one line
+    assert main(["solve", "--horizon", "10", "--out", str(tmp_path / "no" / "x.json")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    # export never writes over its input
+    src = tmp_path / "s.json"
+    assert main(["solve", "--horizon", "20", "--features", "20", "--quiet", "--out", str(src)]) == 0
+    before = src.read_text()
+    assert main(["export", str(src), "--format", "csv", "--out", str(src)]) == 2
+    assert "is an input file" in capsys.readouterr().err and src.read_text() == before
+
+    # Ctrl-C: status 130, one line, no file changed
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_export", interrupted)
+    assert main(["export", str(src), "--format", "csv", "--out", str(tmp_path / "c.csv")]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and not (tmp_path / "c.csv").exists()
+    assert src.read_text() == before
