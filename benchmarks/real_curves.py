@@ -144,7 +144,7 @@ def main() -> None:
     here = pathlib.Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(here.parents[1] / "shared" / "data"))
-    parser.add_argument("--sizes", nargs="+", default=["25", "100", "400"])
+    parser.add_argument("--sizes", nargs="*", default=["25", "100", "400"])
     parser.add_argument("--models", nargs="+", default=["plrf", "mpl", "convex"])
     parser.add_argument("--skip-210m", action="store_true")
     args = parser.parse_args()

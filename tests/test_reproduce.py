@@ -34,6 +34,13 @@ def test_reproduce_writes_figures_and_results(tmp_path, capsys):
     assert all(
         {"quantity", "theory", "measured", "tolerance", "where", "passed"} <= set(c) for c in checks
     )
+    # and the reproduction holds: every check within its (quick) tolerance, recomputed here
+    for c in checks:
+        if c["relation"] == "above":
+            holds = c["measured"] > c["theory"] + c["tolerance"]
+        else:
+            holds = abs(c["measured"] - c["theory"]) <= c["tolerance"]
+        assert c["passed"] == holds and holds, c
     easy = results["experiments"]["easy_phase"]["numbers"]
     assert easy["horizons"] == sorted(easy["horizons"])
     assert np.all(np.diff(easy["final_loss"]) < 0)  # longer training, lower loss
