@@ -173,10 +173,8 @@ def cmd_solve(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .dynamics.base import divergence_flag
-    from .dynamics.choice import modes_for
-    from .dynamics.momentum import momentum_losses
-    from .dynamics.sgd import step_losses
+    from .dynamics.choice import grid_for
+    from .evaluate import loss_curve
     from .io import load
 
     f = load(args.file)
@@ -186,17 +184,11 @@ def cmd_evaluate(args) -> int:
             "the power-law problem: there is no recursion to evaluate it with"
         )
     sched, problem = f.schedule.to_units("model"), f.problem
-    spec = modes_for(problem, 10.0 * sched.intrinsic_time(), exact=True, horizon=sched.horizon)
-    how = "exact recursion, " + (
-        "exact modes" if spec.size == problem.features else "mode quadrature"
-    )
-    lr, beta, m = sched.per_step(problem.batch)
-    if sched.momentum is not None:
-        losses = momentum_losses(spec, lr, beta, m, form=sched.momentum_form)
-    else:
-        losses = step_losses(spec, lr, m)
-    final = float(losses[-1])
-    if bool(divergence_flag(losses, spec.noise)):
+    grid = grid_for(problem, 10.0 * sched.intrinsic_time(), exact=True, horizon=sched.horizon)
+    how = "exact recursion, " + ("exact modes" if grid.exact else "mode quadrature")
+    traj = loss_curve(problem, sched, method="scan", grid=grid, check=False)
+    final = float(traj.final_loss)
+    if bool(traj.diverged) or not math.isfinite(final):
         raise UsageError(f"the schedule in {args.file} makes SGD diverge on its problem")
     if f.model.get("kind") == "FittedProblem" and "fit" in f.diagnostics:
         fit = f.diagnostics["fit"].get("values", {})

@@ -40,7 +40,15 @@ from .momentum import MomentumRecursion
 from .ode import ContinuousTime
 from .sgd import BlockPropagation, StepRecursion
 
-__all__ = ["EXACT_BUDGET", "Method", "dynamics_for", "fit_grid", "modes_for", "sgd_method"]
+__all__ = [
+    "EXACT_BUDGET",
+    "Method",
+    "dynamics_for",
+    "fit_grid",
+    "grid_for",
+    "modes_for",
+    "sgd_method",
+]
 
 Method = Literal["auto", "scan", "blocks", "ode"]
 
@@ -92,13 +100,25 @@ def modes_for(
         b: lay the quadrature out for this eigenvalue exponent instead of the problem's (a fit
             that may move ``b`` lower lays it out for a smaller one).
     """
+    return spectrum(problem, grid_for(problem, max_time, exact=exact, horizon=horizon, b=b))
+
+
+def grid_for(
+    problem: PowerLawProblem,
+    max_time: float,
+    *,
+    exact: bool = False,
+    horizon: int | None = None,
+    b: float | None = None,
+) -> ModeGrid:
+    """The :class:`~optsched.model.spectrum.ModeGrid` behind :func:`modes_for` (same
+    arguments)."""
     features = problem.features
     if exact and math.isfinite(features) and features * (horizon or 1) <= EXACT_BUDGET:
-        return spectrum(problem, mode_grid(features, b=float(problem.b), method="exact"))
-    grid = mode_grid(
+        return mode_grid(features, b=float(problem.b), method="exact")
+    return mode_grid(
         features, b=float(problem.b if b is None else b), max_time=max(float(max_time), 1.0)
     )
-    return spectrum(problem, grid)
 
 
 def fit_grid(b: float, max_time: float) -> ModeGrid:
