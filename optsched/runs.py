@@ -13,8 +13,11 @@ Accepted files (:func:`read_run`; :func:`read_runs` reads several):
 
 1. between logged steps, linear interpolation of the logged rates (a jump between two logs is
    placed as a ramp across that interval);
-2. before the first logged rate (warm-up that was not logged), a linear warm-up from 0 at step 0
-   to the first logged rate; a run whose first rate is logged at step 0 has no such ramp;
+2. before the first logged rate: a linear warm-up from 0 at step 0 to the first logged rate over
+   the run's warm-up length when it is known (``config.warmup_steps`` of a W&B export), then that
+   rate held up to the first log (a run branched from another one logs from the branch point
+   on); when it is not known, the warm-up is taken to end at the first log. A run whose first
+   rate is logged at step 0 has no such ramp;
 3. after the last logged rate, that rate is held up to the horizon.
 
 The horizon ``T`` is ``config.iterations`` when given, else the last step with a logged loss.
@@ -49,15 +52,21 @@ class RunFileError(ValueError):
     """A run file that cannot be read as a training run."""
 
 
-def rates_from_log(steps, rates, horizon: int) -> np.ndarray:
-    """Per-step rates ``0 .. horizon-1`` from logged ``(step, rate)`` pairs (the module's rule)."""
+def rates_from_log(steps, rates, horizon: int, warmup: int | None = None) -> np.ndarray:
+    """Per-step rates ``0 .. horizon-1`` from logged ``(step, rate)`` pairs (the module's rule;
+    ``warmup`` is the run's warm-up length when known)."""
     steps = np.asarray(steps, dtype=np.int64)
     rates = np.asarray(rates, dtype=np.float64)
     if steps.size == 0:
         raise ValueError("no learning rates were logged")
-    if steps[0] > 0:  # the unlogged warm-up: linear from 0
-        steps = np.concatenate([[0], steps])
-        rates = np.concatenate([[0.0], rates])
+    if steps[0] > 0:  # the unlogged beginning: a linear warm-up from 0, then the first rate
+        end = int(steps[0]) if warmup is None else min(max(int(warmup), 0), int(steps[0]))
+        head_steps, head_rates = [0], [0.0]
+        if 0 < end < steps[0]:
+            head_steps.append(end)
+            head_rates.append(float(rates[0]))
+        steps = np.concatenate([head_steps, steps])
+        rates = np.concatenate([head_rates, rates])
     t = np.arange(horizon)
     return np.interp(t, steps, rates)  # holds the last rate after the last log
 
@@ -90,7 +99,7 @@ def _check_steps(steps: np.ndarray, where: str) -> None:
         raise RunFileError(f"{where}: steps must increase; step {steps[i + 1]} follows {steps[i]}")
 
 
-def _run(name, log_steps, log_lr, loss_steps, losses, horizon, where) -> PilotRun:
+def _run(name, log_steps, log_lr, loss_steps, losses, horizon, where, warmup=None) -> PilotRun:
     log_steps, loss_steps = np.asarray(log_steps, np.int64), np.asarray(loss_steps, np.int64)
     losses = np.asarray(losses, dtype=np.float64)
     _check_steps(log_steps, where + " (learning rates)")
@@ -103,7 +112,7 @@ def _run(name, log_steps, log_lr, loss_steps, losses, horizon, where) -> PilotRu
         horizon = int(loss_steps[-1])
     if horizon < 1 or loss_steps[-1] > horizon:
         raise RunFileError(f"{where}: losses logged after the horizon T = {horizon}")
-    lr = rates_from_log(log_steps, log_lr, horizon)
+    lr = rates_from_log(log_steps, log_lr, horizon, warmup)
     if np.any(lr < 0):
         raise RunFileError(f"{where}: learning rates must be >= 0")
     schedule = Schedule(np.arange(horizon), lr, horizon=horizon, units="real")
@@ -184,8 +193,10 @@ def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
     horizon = config.get("iterations")
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
         raise RunFileError(f"{path}: config.iterations must be an integer, got {horizon!r}")
-    name = path.stem
-    return _run(name, lr_steps, lr, steps, losses, horizon, str(path))
+    warmup = config.get("warmup_steps")
+    if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int)):
+        raise RunFileError(f"{path}: config.warmup_steps must be an integer, got {warmup!r}")
+    return _run(path.stem, lr_steps, lr, steps, losses, horizon, str(path), warmup)
 
 
 def _finite_pairs(path, name, steps, values):

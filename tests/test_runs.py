@@ -35,6 +35,17 @@ def test_csv_run_rebuilds_every_rate_by_the_documented_rule():
 def test_rates_from_log_holds_the_last_rate_and_ramps_between_logs():
     lr = rates_from_log([0, 4], [1.0, 0.0], 8)
     np.testing.assert_allclose(lr, [1, 0.75, 0.5, 0.25, 0, 0, 0, 0])
+    # a run logged from a branch point: warm-up over its known length, then the first rate held
+    lr = rates_from_log([6, 8], [1.0, 0.5], 10, warmup=3)
+    np.testing.assert_allclose(lr, [0, 1 / 3, 2 / 3, 1, 1, 1, 1, 0.75, 0.5, 0.5])
+
+
+def test_wandb_branch_uses_the_configured_warmup(tmp_path):
+    path = _wandb(tmp_path, config={"iterations": 40, "warmup_steps": 5})
+    [run] = read_run(path, loss="train")
+    lr = np.asarray(run.schedule.lr_at(np.arange(40)))
+    np.testing.assert_allclose(lr[:6], [0, 2e-4, 4e-4, 6e-4, 8e-4, 1e-3], rtol=1e-12)
+    assert np.all(lr[5:21] == 1e-3) and run.warmup == 5
 
 
 def _wandb(tmp_path, **overrides):
