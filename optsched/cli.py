@@ -71,7 +71,8 @@ def cmd_curve(args) -> int:
                     "final_loss": float(loss[-1]),
                     "steps": shown.tolist(),
                     "loss": loss[shown].tolist(),
-                }
+                },
+                allow_nan=False,
             )
         )
     else:
@@ -202,7 +203,8 @@ def cmd_evaluate(args) -> int:
                     "horizon": sched.horizon,
                     "method": how,
                     "predicted_final_loss": f.predicted_final_loss,
-                }
+                },
+                allow_nan=False,
             )
         )
     else:
@@ -236,7 +238,7 @@ def cmd_phase(args) -> int:
 
     e = exponents(args.a, args.b)
     if args.json:
-        print(json.dumps({"a": args.a, "b": args.b, **e.to_dict()}))
+        print(json.dumps({"a": args.a, "b": args.b, **e.to_dict()}, allow_nan=False))
     else:
         print(f"a={args.a:g}, b={args.b:g}: {e.phase} phase")
         print(f"  peak learning rate  eta* ~ T^-xi,  xi = {e.xi:.4g}")

@@ -117,3 +117,17 @@ def test_every_loss_model_solves_and_exports_through_the_same_calls(model):
     # two quadratures of one model, equal to about 1e-6 (exact for the per-step models)
     rel = 2e-6 if isinstance(model, o.FittedProblem) else 1e-9
     assert float(model.predict(sol.schedule)[-1]) == pytest.approx(sol.final_loss, rel=rel)
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(u=-1.0, v=1.0, loss_floor=0.0), "u must be a positive number"),
+        (dict(u=1.0, v=float("nan"), loss_floor=0.0), "v must be a positive number"),
+        (dict(u=1.0, v=1.0, loss_floor=float("inf")), "loss_floor must be finite"),
+        (dict(u=1.0, v=1.0, loss_floor=0.0, lr_unit=0.0), "lr_unit must be a positive number"),
+    ],
+)
+def test_convex_bound_refuses_meaningless_constants(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        ConvexBound(**kwargs)

@@ -97,6 +97,15 @@ class ConvexBound(AbstractLossModel):
     stderr: dict | None = None
     covariance: np.ndarray | None = None
 
+    def __check_init__(self):
+        checks = {"u": self.u, "v": self.v, "lr_unit": self.lr_unit}
+        for name, value in checks.items():
+            if isinstance(value, int | float) and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"ConvexBound: {name} must be a positive number, got {value!r}")
+        floor = self.loss_floor
+        if isinstance(floor, int | float) and not math.isfinite(floor):
+            raise ValueError(f"ConvexBound: loss_floor must be finite, got {floor!r}")
+
     def parameters(self):
         return np.array([self.u, self.v, self.loss_floor]), self.covariance
 
