@@ -26,7 +26,9 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from ._precision import with_float64
+from .dynamics.base import blown_up
 from .dynamics.momentum import momentum_coefficients
+from .evaluate import DivergenceError
 from .model.problem import PowerLawProblem
 from .schedule import Schedule
 
@@ -60,7 +62,9 @@ def simulate(
     """Run ``runs`` independent SGD trainings on sampled data and average their loss curves.
 
     Needs finite ``features`` and ``teacher_modes`` (each sampled explicitly). Batch sizes are
-    rounded to integers at every step.
+    rounded to integers at every step. A mean loss that blows up (non-finite, or above
+    ``BLOWUP`` times the initial loss plus noise, as in :func:`optsched.loss_curve`) raises
+    :class:`~optsched.DivergenceError` naming the step.
     """
     N, M = problem.features, problem.teacher_modes
     if math.isinf(M):
@@ -105,4 +109,12 @@ def simulate(
     curves = jax.jit(jax.vmap(one_run))(keys)
     mean = jnp.mean(curves, axis=0)
     stderr = jnp.std(curves, axis=0, ddof=1) / math.sqrt(runs)
+    bad = np.asarray(blown_up(mean, mean[0], sigma**2 + tail))
+    if bad.any():  # a blown-up mean is divergence, not a loss to report
+        step = int(np.argmax(bad))
+        lr = float(schedule.lr_at(max(step - 1, 0)))
+        raise DivergenceError(
+            f"SGD diverges in the simulation: the mean loss blows up by step {step} "
+            f"(lr = {lr:.4g} there)"
+        )
     return SimulationResult(jnp.arange(schedule.horizon + 1), mean, stderr, runs)

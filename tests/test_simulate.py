@@ -8,7 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from optsched import PowerLawProblem, Schedule, loss_curve, make_spectrum, simulate
+from optsched import (
+    DivergenceError,
+    PowerLawProblem,
+    Schedule,
+    loss_curve,
+    make_spectrum,
+    simulate,
+)
 from optsched.dynamics.momentum import momentum_losses
 from optsched.dynamics.sgd import step_losses
 
@@ -76,3 +83,8 @@ def test_batch_ramp_matches_monte_carlo():
 def test_simulate_needs_a_finite_teacher():
     with pytest.raises(ValueError, match="finite"):
         simulate(PowerLawProblem(2.0, 1.5), Schedule.constant(0.1, 10))
+
+
+def test_divergent_simulation_is_reported_not_averaged():
+    with pytest.raises(DivergenceError, match="diverges in the simulation"):
+        simulate(PROBLEM, Schedule.constant(5.0, 60), runs=8)
