@@ -140,3 +140,9 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ok" in out.stdout and "pip install 'optsched[plot]'" in out.stderr
+
+
+def test_a_horizon_too_large_for_memory_is_refused_before_any_work():
+    p = o.PowerLawProblem(2.5, 1.2, sigma=0.1, batch=4)
+    with pytest.raises(ValueError, match=r"horizon 3000000000 needs about \d+ GiB"):
+        o.solve(p, 3_000_000_000)

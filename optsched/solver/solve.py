@@ -53,7 +53,7 @@ from .parameterisation import (
 )
 from .solution import RESULTS, Solution, SolveError
 
-__all__ = ["LBFGS", "STILL_MOVING", "knot_steps", "solve", "solve_many"]
+__all__ = ["LBFGS", "MEMORY_LIMIT", "STILL_MOVING", "knot_steps", "solve", "solve_many"]
 
 STILL_MOVING = 0.01
 """A solve ends in ``RESULTS.max_steps_reached`` when L-BFGS stops at ``maxiter`` on the finest
@@ -257,6 +257,14 @@ def _prepare(
             f"MultiPowerLaw, ConvexBound, ...), got {type(model).__name__}"
         )
     horizon = _check_horizon(horizon)
+    needed = _bytes_per_step() * horizon
+    if needed > MEMORY_LIMIT:
+        raise ValueError(
+            f"horizon {horizon} needs about {needed / 2**30:.0f} GiB for the baselines' per-step "
+            f"rates (the limit is {MEMORY_LIMIT / 2**30:.0f} GiB, a horizon of about "
+            f"{MEMORY_LIMIT // _bytes_per_step():.1e}); solve a shorter horizon and stretch it "
+            "with to_optax(total_steps=...)"
+        )
     controls = _as_controls(controls)
     missing = controls.needs - model.controls
     if missing:
@@ -565,6 +573,18 @@ def _broadcast(models, horizons, controls) -> list[tuple]:
         )
     n = max(len(c) for c in cols)
     return [tuple(c[i] if len(c) > 1 else c[0] for c in cols) for i in range(n)]
+
+
+MEMORY_LIMIT = 4 * 2**30
+"""Bytes a solve may allocate for per-step arrays; larger horizons are refused at once (before
+anything is allocated) instead of running out of memory part-way."""
+
+
+def _bytes_per_step() -> int:
+    """Per-step memory of a solve: every baseline variant's rates (and a copy) in float64."""
+    from .baselines import FAMILIES, _variants
+
+    return 2 * 8 * len(_variants(FAMILIES))
 
 
 def _check_horizon(horizon) -> int:
