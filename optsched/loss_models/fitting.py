@@ -55,11 +55,11 @@ def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool):
         raise ValueError("every pilot run has a zero learning rate: nothing to fit")
     arrays, kept = [], []
     for r in runs:
-        keep = r.steps >= getattr(r, "warmup", 0)
+        keep = r.steps >= r.warmup
         if skip_first_step:
             keep &= r.steps > 0
         if np.sum(keep) < 1:
-            raise ValueError(f"run {getattr(r, 'name', '')!r} has no loss after its warm-up")
+            raise ValueError(f"run {r.name!r} has no loss after its warm-up")
         lr = r.schedule.per_step(1.0)[0] / (peak if normalise else 1.0)
         arrays.append((lr, jnp.asarray(r.steps[keep]), jnp.asarray(np.log(r.loss[keep]))))
         kept.append(r.loss[keep])

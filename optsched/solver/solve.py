@@ -136,10 +136,6 @@ def _stack(trees):
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
 
 
-def _item(tree, i: int):
-    return jax.tree.map(lambda x: x[i], tree)
-
-
 def _refine(
     controls: list[AbstractControls],
     starts: list[Schedule],
