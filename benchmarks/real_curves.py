@@ -8,8 +8,10 @@ with the published multi-power-law numbers.
    over the six curves. Published (their multi-power law): PredE 0.00110 / 0.00142 / 0.00168,
    WorstE 0.00409 / 0.00583 / 0.00995.
 2. Schaipp et al.'s 210M runs (W&B exports, validation loss): fit on the constant run and the
-   shortest cooldown, predict every other run's final validation loss: mean and worst absolute
-   error, and how many pairs of runs whose losses differ by more than 0.02 are ordered right.
+   shortest cooldown (all at peak 5e-4), predict every other run's final validation loss
+   (the cosine runs peak at 1e-3): mean and worst absolute error, and how many pairs of runs
+   whose losses differ by more than 0.02 are ordered right. Then again with the shortest
+   cosine run added to the pilots, so that the fit sees two peak rates.
 
 Usage: python benchmarks/real_curves.py [--data ../shared/data] [--sizes 25 100 400]
        [--models plrf mpl convex] [--skip-210m]
@@ -95,50 +97,60 @@ def runs_210m(data: pathlib.Path, models) -> list[dict]:
         for f in files
     }
     constant = [k for k in runs if k.startswith("stable")]
-    cooldown = sorted(
-        (k for k in runs if k.startswith("ann210")), key=lambda k: runs[k].schedule.horizon
+    by_horizon = lambda prefix: sorted(  # noqa: E731
+        (k for k in runs if k.startswith(prefix)), key=lambda k: runs[k].schedule.horizon
     )
-    fit_names = constant[:1] + cooldown[:1]
+    pilot_sets = {
+        "one peak (issue protocol)": constant[:1] + by_horizon("ann210")[:1],
+        "two peaks (+ shortest cosine)": constant[:1]
+        + by_horizon("ann210")[:1]
+        + by_horizon("cos-210m")[:1],
+    }
     rows = []
-    print(
-        f"\n210M runs: fit on {', '.join(fit_names)}; predict the final validation loss of "
-        "the others"
-    )
-    for kind in models:
-        t0 = time.perf_counter()
-        model = _fit_model(kind, [runs[n] for n in fit_names])
-        fit_s = time.perf_counter() - t0
-        final = {
-            n: (float(r.loss[-1]), float(model.predict(r.schedule, r.steps[-1:])[0]))
-            for n, r in runs.items()
-            if n not in fit_names
-        }
-        err = np.array([abs(o - p) for o, p in final.values()])
-        names = list(final)
-        pairs = right = 0
-        for i, a in enumerate(names):
-            for b in names[i + 1 :]:
-                (oa, pa), (ob, pb) = final[a], final[b]
-                if abs(oa - ob) > 0.02:
-                    pairs += 1
-                    right += (oa < ob) == (pa < pb)
+    for label, fit_names in pilot_sets.items():
         print(
-            f"{kind:>7}: mean |error| {err.mean():.4f}, worst {err.max():.4f}; pairs ordered "
-            f"right {right}/{pairs}; fit {fit_s:.1f} s",
-            flush=True,
+            f"\n210M runs, {label}: fit on {', '.join(fit_names)}; predict the final "
+            "validation loss of the others"
         )
-        rows.append(
-            {
-                "model": kind,
-                "mean_abs_error": float(err.mean()),
-                "worst_abs_error": float(err.max()),
-                "pairs_right": right,
-                "pairs": pairs,
-                "fit_s": fit_s,
-                "final": final,
-            }
-        )
+        for kind in models:
+            rows.append(_predict_finals(kind, runs, fit_names, label))
     return rows
+
+
+def _predict_finals(kind, runs, fit_names, label) -> dict:
+    t0 = time.perf_counter()
+    model = _fit_model(kind, [runs[n] for n in fit_names])
+    fit_s = time.perf_counter() - t0
+    final = {
+        n: (float(r.loss[-1]), float(model.predict(r.schedule, r.steps[-1:])[0]))
+        for n, r in runs.items()
+        if n not in fit_names
+    }
+    err = np.array([abs(o - p) for o, p in final.values()])
+    names = list(final)
+    pairs = right = 0
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            (oa, pa), (ob, pb) = final[a], final[b]
+            if abs(oa - ob) > 0.02:
+                pairs += 1
+                right += (oa < ob) == (pa < pb)
+    print(
+        f"{kind:>7}: mean |error| {err.mean():.4f}, worst {err.max():.4f}; pairs ordered "
+        f"right {right}/{pairs}; fit {fit_s:.1f} s",
+        flush=True,
+    )
+    return {
+        "pilots": label,
+        "fit_on": fit_names,
+        "model": kind,
+        "mean_abs_error": float(err.mean()),
+        "worst_abs_error": float(err.max()),
+        "pairs_right": right,
+        "pairs": pairs,
+        "fit_s": fit_s,
+        "final": final,
+    }
 
 
 def main() -> None:

@@ -399,6 +399,9 @@ def cmd_predict(args) -> int:
     for path in args.runs:
         sched, steps, observed = _predict_target(path, args.loss)
         predicted = model.predict(sched, steps)
+        extrapolation = model.extrapolation(sched)
+        if extrapolation is not None:
+            print(f"warning: {path}: {extrapolation}", file=sys.stderr)
         out.append(
             {
                 "run": path,
@@ -407,6 +410,7 @@ def cmd_predict(args) -> int:
                 "observed_final_loss": None if observed is None else float(observed[-1]),
                 "steps": [int(s) for s in steps],
                 "predicted": _finite_or_none(predicted),
+                "extrapolation": extrapolation,
             }
         )
     if args.json:
@@ -430,6 +434,10 @@ def cmd_rank(args) -> int:
 
     model = load_model(args.model)
     candidates = [(path, _predict_target(path, args.loss)[0]) for path in args.candidates]
+    for path, sched in candidates:
+        extrapolation = model.extrapolation(sched)
+        if extrapolation is not None:
+            print(f"warning: {path}: {extrapolation}", file=sys.stderr)
     result = rank(model, candidates)
     if args.json:
         print(json.dumps(result, allow_nan=False))

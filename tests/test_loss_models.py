@@ -78,8 +78,12 @@ def test_multi_power_law_fit_predicts_held_out_schedules():
     truth = MultiPowerLaw(jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {})
     fitted = fit_multi_power_law(pilot_runs(truth, 1e-3))
     assert fitted.residual_rms < 0.003  # the noise is 0.002
-    for sched in (o.family("cosine", 1e-3, T), o.family("linear", 7e-4, T)):
+    for sched in (o.family("cosine", 1e-3, T), o.family("linear", 1e-3, T)):
+        assert fitted.extrapolation(sched) is None
         assert fitted.predict(sched)[-1] == pytest.approx(truth.predict(sched)[-1], rel=0.01)
+    # the pilots all peak at 1e-3: another peak is flagged as an extrapolation
+    assert fitted.pilot_peaks == (1e-3, 1e-3)
+    assert "peaks at 0.0007" in fitted.extrapolation(o.family("linear", 7e-4, T))
     # the law's defining pieces: a constant rate has no loss reduction term
     const = o.Schedule.constant(1e-3, T)
     p = truth.values()

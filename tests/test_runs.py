@@ -11,7 +11,7 @@ import pytest
 import optsched as o
 from optsched.cli import main
 from optsched.loss_models.convex import convex_bound, convex_bound_at
-from optsched.loss_models.multipower import _mpl_at, _mpl_curve, drop_steps
+from optsched.loss_models.multipower import _mpl_at, _mpl_curve, drop_steps, drop_terms
 from optsched.loss_models.store import ModelFileError, load_model, save_model
 from optsched.runs import RunFileError, rates_from_log, read_run
 
@@ -107,6 +107,21 @@ def test_malformed_json_and_bytes_are_refused(tmp_path):
         read_run(bad)
 
 
+def test_the_multi_power_floor_moves_with_the_peak_rate():
+    # L0 is the floor at the pilots' peak (rate 1); a schedule peaking at 2 sits B higher
+    # before any decay and, once a decay to rate 1 has relaxed (G -> 1), at the same loss as
+    # a run held at 1 with the same area S_1
+    L0, A, alpha, B = 3.0, 0.5, 0.4, 0.2
+    params = np.array([L0, A, alpha, B, 1e6, 1.0, 0.0])
+    with o.float64():
+        one = np.asarray(_mpl_at(params, np.ones(100), [100]))[0]
+        two = np.asarray(_mpl_at(params, np.full(100, 2.0), [50]))[0]
+        np.testing.assert_allclose(one, L0 + A * 100.0**-alpha, rtol=1e-13)
+        np.testing.assert_allclose(two, L0 + B + A * 100.0**-alpha, rtol=1e-13)
+        down = np.concatenate([np.full(25, 2.0), np.ones(50)])
+        np.testing.assert_allclose(np.asarray(_mpl_at(params, down, [75]))[0], one, rtol=1e-6)
+
+
 def test_curves_at_logged_steps_equal_the_full_curves():
     rng = np.random.default_rng(0)
     lr = np.concatenate([np.linspace(0, 1, 20), np.linspace(1, 0.1, 180)]) * 3e-4
@@ -119,11 +134,18 @@ def test_curves_at_logged_steps_equal_the_full_curves():
         # restricted to the steps whose rate changes (what fits use): the same sum
         drops = drop_steps(norm)
         assert drops.size == 179 and drops[0] == 21
-        np.testing.assert_allclose(_mpl_at(params, norm, steps, drops), full, rtol=1e-13)
+        exact = drop_terms(norm, steps, ratio=None)
+        np.testing.assert_array_equal(exact.last, drops)
+        np.testing.assert_allclose(_mpl_at(params, norm, steps, exact), full, rtol=1e-13)
+        # grouped terms (between logged steps, narrow near each one): midpoint-rule accuracy
+        grouped = drop_terms(norm, steps)
+        assert grouped.weight.size < drops.size
+        np.testing.assert_allclose(grouped.weight.sum(), exact.weight.sum(), rtol=1e-13)
+        np.testing.assert_allclose(_mpl_at(params, norm, steps, grouped), full, rtol=1e-5)
         flat = np.ones(50)
         assert drop_steps(flat).size == 0
         np.testing.assert_allclose(
-            _mpl_at(params, flat, [3, 7], drop_steps(flat)),
+            _mpl_at(params, flat, [3, 7], drop_terms(flat, [3, 7])),
             np.asarray(_mpl_curve(params, flat))[[3, 7]],
             rtol=1e-13,
         )
@@ -159,7 +181,10 @@ def test_fit_saves_a_model_that_predict_reads(fitted_convex, capsys):
         "observed_final_loss",
         "steps",
         "predicted",
+        "extrapolation",
     }
+    assert out["extrapolation"] is None  # the held-out run peaks where the pilots did
+    assert model.pilot_peaks == (3e-4, 3e-4)
     rows = np.loadtxt(held_out, delimiter=",", skiprows=1)
     assert out["steps"] == rows[:, 0].astype(int).tolist()
     assert out["observed_final_loss"] == rows[-1, 2] and out["final_step"] == rows[-1, 0]

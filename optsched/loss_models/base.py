@@ -119,6 +119,26 @@ class AbstractLossModel(eqx.Module):
             return np.asarray(self.curve(lr))
         return np.asarray(self.curve_at(lr, np.asarray(steps)))
 
+    def extrapolation(self, schedule: Schedule) -> str | None:
+        """Why a prediction of ``schedule`` leaves what the pilot runs measured, or ``None``.
+
+        A model fitted to pilot runs records their peak rates (``pilot_peaks``, real units);
+        a schedule whose peak lies more than 2% outside that range asks the model for the
+        loss's dependence on the peak, which pilots at one peak do not determine."""
+        peaks = getattr(self, "pilot_peaks", None)
+        if not peaks:
+            return None
+        # a fitted model reads real rates (its units), so the peak compares as it is
+        peak = float(np.max(np.asarray(_in_units_of(self, schedule).lr)))
+        lo, hi = peaks
+        if 0.98 * lo <= peak <= 1.02 * hi:
+            return None
+        seen = f"{lo:.3g}" if lo == hi else f"{lo:.3g} to {hi:.3g}"
+        return (
+            f"the schedule peaks at {peak:.3g}, the pilot runs at {seen}: the prediction "
+            "extrapolates in the peak rate; fit on a pilot at that peak to check it"
+        )
+
     def describe(self) -> dict:
         """A JSON-ready description: the model's kind and its values (for files and the CLI)."""
         return {"kind": type(self).__name__}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,6 +37,7 @@ from .fitting import (
     covariance,
     least_squares_fit,
     pilot_arrays,
+    pilot_peaks,
     standard_errors,
 )
 
@@ -96,6 +98,7 @@ class ConvexBound(AbstractLossModel):
     lr_unit: float = 1.0
     stderr: dict | None = None
     covariance: np.ndarray | None = None
+    pilot_peaks: tuple[float, float] | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         checks = {"u": self.u, "v": self.v, "lr_unit": self.lr_unit}
@@ -179,7 +182,13 @@ def fit_convex_bound(runs: Sequence, *, max_steps: int = 200) -> ConvexBound:
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     u, v, floor = (float(x) for x in _natural(theta, y_min))
     return ConvexBound(
-        u, v, floor, unit, standard_errors(cov, ("u", "v", "loss_floor")), covariance=cov
+        u,
+        v,
+        floor,
+        unit,
+        standard_errors(cov, ("u", "v", "loss_floor")),
+        covariance=cov,
+        pilot_peaks=pilot_peaks(runs),
     )
 
 

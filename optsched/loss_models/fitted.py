@@ -39,6 +39,7 @@ from .fitting import (
     covariance,
     least_squares_fit,
     pilot_arrays,
+    pilot_peaks,
     standard_errors,
 )
 
@@ -104,6 +105,7 @@ class FittedProblem(AbstractLossModel):
     covariance: np.ndarray
     residual_rms: float
     max_time: float = eqx.field(static=True, default=1e4)
+    pilot_peaks: tuple[float, float] | None = eqx.field(static=True, default=None)
 
     @with_float64
     def curve(self, lr):
@@ -236,6 +238,14 @@ def fit(
     """
     arrays, peak, y_min, y_0 = pilot_arrays(runs, normalise=False, skip_first_step=False)
     total_real = max(float(jnp.sum(lr)) for lr, _, _ in arrays)
+
+    def data_at(theta):
+        nat = _natural(theta, y_min)
+        grid = fit_grid(float(nat[1]), float(nat[3]) * total_real)
+        return (arrays, grid, float(batch), y_min)
+
+    # a short scout from every start locates the estimate, the mode grid is rebuilt around the
+    # best, and that one alone is polished to convergence
     best = None
     for a0, b0 in starts or [(1.5, 1.3), (2.5, 1.5), (1.5, 2.5), (3.0, 2.0)]:
         # the model is stable up to a rate of about 1 at m = 1: start well inside
@@ -250,29 +260,18 @@ def fit(
                 0.0,
             ]
         )
-        found = None
-        # a short first pass locates the estimate, the mode grid is rebuilt around it, and the
-        # second pass converges (on the 25M protocol: the same PredE and WorstE as a 200-step
-        # first pass, 288 s instead of 313 s)
-        for steps in (min(SCOUT_STEPS, max_steps), max_steps):
-            nat = _natural(theta, y_min)
-            data = (
-                arrays,
-                fit_grid(float(nat[1]), float(nat[3]) * total_real),
-                float(batch),
-                y_min,
+        try:
+            theta, cost, _ = least_squares_fit(
+                _residuals, [theta], data_at(theta), max_steps=min(SCOUT_STEPS, max_steps)
             )
-            try:
-                theta, cost, J = least_squares_fit(_residuals, [theta], data, max_steps=steps)
-            except ValueError:
-                found = None
-                break
-            found = (theta, cost, J, data)
-        if found is not None and (best is None or found[1] < best[1]):
-            best = found
+        except ValueError:
+            continue
+        if best is None or cost < best[1]:
+            best = (theta, cost)
     if best is None:
         raise ValueError("the fit diverged from every starting point; check the runs' units")
-    theta, cost, J, data = best
+    data = data_at(best[0])
+    theta, cost, J = least_squares_fit(_residuals, [best[0]], data, max_steps=max_steps)
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     a, b, sigma, s_lr, s_loss, floor = (float(v) for v in _natural(theta, y_min))
     return FittedProblem(
@@ -284,4 +283,5 @@ def fit(
         cov,
         math.sqrt(cost / J.shape[0]),
         max_time=10.0 * s_lr * total_real,
+        pilot_peaks=pilot_peaks(runs),
     )

@@ -11,31 +11,79 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-__all__ = ["covariance", "least_squares_fit", "pilot_arrays", "standard_errors"]
+__all__ = [
+    "covariance",
+    "least_squares_fit",
+    "pilot_arrays",
+    "pilot_peaks",
+    "standard_errors",
+]
 
 
-def least_squares_fit(residuals: Callable, starts: Sequence, data, *, max_steps: int = 200):
-    """Levenberg-Marquardt (optimistix) from each start; the lowest sum of squares wins.
+SCOUT_STEPS = 25
+"""Levenberg-Marquardt steps every start gets before the best one alone is polished."""
+
+POLISH_CHUNK = 25
+"""Steps per polishing round; polishing stops when a round lowers the cost by less than ``ftol``."""
+
+
+def _lm(residuals: Callable, theta, data, steps: int):
+    sol = optx.least_squares(
+        residuals,
+        optx.LevenbergMarquardt(rtol=1e-10, atol=1e-10),
+        jnp.asarray(theta, dtype=float),
+        args=data,
+        max_steps=steps,
+        throw=False,
+    )
+    cost = float(jnp.sum(residuals(sol.value, data) ** 2))
+    done = int(sol.stats["num_steps"]) < steps  # converged before the step limit
+    return sol.value, cost, done
+
+
+def least_squares_fit(
+    residuals: Callable,
+    starts: Sequence,
+    data,
+    *,
+    max_steps: int = 200,
+    scout_steps: int = SCOUT_STEPS,
+    ftol: float = 1e-7,
+):
+    r"""Levenberg-Marquardt (optimistix) from several starts; the lowest sum of squares wins.
+
+    Every start runs ``scout_steps`` steps; the best is then polished in rounds of
+    :data:`POLISH_CHUNK` steps until it converges, a round lowers the cost by less than
+    ``ftol`` (relative), or ``max_steps`` steps in all are spent. Fits whose data leave a
+    direction nearly flat (an exponent drifting towards 0 with its amplitude growing) would
+    otherwise spend every step crawling along it for digits nobody reads.
 
     Returns ``(theta, cost, jacobian)`` at the best optimum, or raises if every start diverged.
     """
-    solver = optx.LevenbergMarquardt(rtol=1e-10, atol=1e-10)
+    scout = min(scout_steps, max_steps) if len(starts) > 1 else 0
     best = None
     for theta0 in starts:
-        sol = optx.least_squares(
-            residuals,
-            solver,
-            jnp.asarray(theta0, dtype=float),
-            args=data,
-            max_steps=max_steps,
-            throw=False,
+        theta, cost, done = (
+            _lm(residuals, theta0, data, scout) if scout else (jnp.asarray(theta0), None, False)
         )
-        cost = float(jnp.sum(residuals(sol.value, data) ** 2))
+        if cost is None:
+            cost = float(jnp.sum(residuals(theta, data) ** 2))
         if math.isfinite(cost) and (best is None or cost < best[1]):
-            best = (sol.value, cost)
+            best = (theta, cost, done)
     if best is None:
         raise ValueError("the fit diverged from every starting point; check the runs' units")
-    theta, cost = best
+    theta, cost, done = best
+    spent = scout
+    while not done and spent < max_steps:
+        steps = min(POLISH_CHUNK, max_steps - spent)
+        new, new_cost, done = _lm(residuals, theta, data, steps)
+        spent += steps
+        if not (math.isfinite(new_cost) and new_cost <= cost):
+            break
+        gain = cost - new_cost
+        theta, cost = new, new_cost
+        if gain <= ftol * cost:
+            break
     return theta, cost, jax.jacfwd(residuals)(theta, data)
 
 
@@ -66,6 +114,13 @@ def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool):
     y_min = min(float(np.min(y)) for y in kept)
     y_max = max(float(np.max(y)) for y in kept)
     return arrays, peak, y_min, y_max
+
+
+def pilot_peaks(runs) -> tuple[float, float]:
+    """The lowest and highest peak learning rate of the pilot runs (real units): the range in
+    which a fitted model has seen how the loss depends on the peak."""
+    peaks = [float(np.max(np.asarray(r.schedule.lr))) for r in runs]
+    return min(peaks), max(peaks)
 
 
 def standard_errors(cov, names) -> dict[str, float]:

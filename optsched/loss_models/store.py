@@ -63,6 +63,8 @@ def model_to_json(model: AbstractLossModel) -> dict:
         }
     else:
         raise TypeError(f"cannot save a {type(model).__name__}")
+    peaks = getattr(model, "pilot_peaks", None)
+    body["pilot_peaks"] = None if peaks is None else [float(x) for x in peaks]
     return {"format": MODEL_FORMAT, "kind": type(model).__name__, **body}
 
 
@@ -103,6 +105,16 @@ def _read_matrix(data: dict, size: int) -> np.ndarray | None:
     return matrix
 
 
+def _read_peaks(data: dict) -> tuple[float, float] | None:
+    value = data.get("pilot_peaks")
+    if value is None:
+        return None
+    peaks = np.asarray(value, dtype=np.float64)
+    if peaks.shape != (2,) or not (np.all(np.isfinite(peaks)) and 0 < peaks[0] <= peaks[1]):
+        raise ValueError(f"pilot_peaks must be two positive rates, lowest first, got {value!r}")
+    return float(peaks[0]), float(peaks[1])
+
+
 def _positive(data: dict, key: str) -> float:
     value = float(data[key])
     if not (math.isfinite(value) and value > 0):
@@ -122,6 +134,7 @@ def _model(data: dict) -> AbstractLossModel:
             dict(data.get("stderr") or {}),
             float(data.get("residual_rms", math.nan)),
             covariance=_read_matrix(data, 7),
+            pilot_peaks=_read_peaks(data),
         )
     if kind == "ConvexBound":
         return ConvexBound(
@@ -131,6 +144,7 @@ def _model(data: dict) -> AbstractLossModel:
             _positive(data, "lr_unit"),
             dict(data.get("stderr") or {}),
             covariance=_read_matrix(data, 3),
+            pilot_peaks=_read_peaks(data),
         )
     if kind == "FittedProblem":
         return FittedProblem(
@@ -142,5 +156,6 @@ def _model(data: dict) -> AbstractLossModel:
             np.asarray(data.get("covariance", np.zeros((6, 6)))),
             float(data.get("residual_rms", math.nan)),
             max_time=float(data.get("max_time", 1e4)),
+            pilot_peaks=_read_peaks(data),
         )
     raise ValueError(f"unknown model kind {kind!r}")
