@@ -282,12 +282,13 @@ MODELS = {
 }
 
 
-def _fit_model(kind: str, runs):
+def _fit_model(kind: str, runs, allow_rising: bool = False):
     from .loss_models.convex import fit_convex_bound
     from .loss_models.fitted import fit
     from .loss_models.multipower import fit_multi_power_law
 
-    return {"plrf": fit, "mpl": fit_multi_power_law, "convex": fit_convex_bound}[kind](runs)
+    fitter = {"plrf": fit, "mpl": fit_multi_power_law, "convex": fit_convex_bound}[kind]
+    return fitter(runs, allow_rising=allow_rising)
 
 
 def cmd_fit(args) -> int:
@@ -313,7 +314,7 @@ def cmd_fit(args) -> int:
     if show:
         show(f"fitting {MODELS[args.model]} to {len(runs)} runs")
     t0 = time.perf_counter()
-    model = _fit_model(args.model, runs)
+    model = _fit_model(args.model, runs, args.allow_rising)
     fit_s = time.perf_counter() - t0
     if args.save_model is not None:
         save_model(model, args.save_model)
@@ -362,6 +363,8 @@ def _check_writable(target, inputs) -> None:
     """Refuse to overwrite an input, and fail before the work on a folder that cannot be
     written."""
     target = pathlib.Path(target).resolve()
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder; give the path of a file to write")
     if any(pathlib.Path(p).resolve() == target for p in inputs):
         raise UsageError(f"{target} is an input file; write to another path")
     folder = target.parent
@@ -457,11 +460,18 @@ def cmd_rank(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``optsched CMD: error: ...`` (see ``--help``), status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .solver.baselines import FAMILIES
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="optsched",
         description="Optimal training schedules from a solvable model of SGD.",
     )
@@ -558,6 +568,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="learning-rate cap in your units (default: the runs' largest rate)",
     )
     fit.add_argument("--out", default=None, help="schedule file to write (JSON), with --horizon")
+    fit.add_argument(
+        "--allow-rising",
+        action="store_true",
+        help="fit runs whose loss rises (refused by default: usually a diverged run)",
+    )
     fit.add_argument("--quiet", action="store_true")
     fit.set_defaults(func=cmd_fit)
 

@@ -211,11 +211,15 @@ def _residuals(theta, data):
 
 
 @with_float64
-def fit_convex_bound(runs: Sequence, *, max_steps: int = 200) -> ConvexBound:
+def fit_convex_bound(
+    runs: Sequence, *, max_steps: int = 200, allow_rising: bool = False
+) -> ConvexBound:
     """Fit ``u, v`` and the floor to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`,
     step 0
     skipped), by least squares on log losses."""
-    arrays, unit, y_min, y_max = pilot_arrays(runs, normalise=True, skip_first_step=True)
+    arrays, unit, y_min, y_max = pilot_arrays(
+        runs, normalise=True, skip_first_step=True, allow_rising=allow_rising
+    )
     span = y_max - y_min + 1e-12
     starts = [[math.log(span), math.log(span * c), 0.0] for c in (0.01, 0.1, 1.0)]
     theta, cost, J = least_squares_fit(_residuals, starts, (arrays, y_min), max_steps=max_steps)

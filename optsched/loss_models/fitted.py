@@ -222,6 +222,7 @@ def fit(
     batch: float = 1.0,
     starts: Sequence[tuple] | None = None,
     max_steps: int = 200,
+    allow_rising: bool = False,
 ) -> FittedProblem:
     r"""Fit ``(a, b, sigma, lr_scale, loss_scale, loss_floor)`` to pilot runs.
 
@@ -232,11 +233,14 @@ def fit(
         starts: initial ``(a, b)`` pairs; the fit with the lowest residual wins (default: four
             pairs covering both phases).
         max_steps: Levenberg-Marquardt iterations per start and pass.
+        allow_rising: fit runs whose loss rises (refused by default).
 
     Returns:
         A :class:`FittedProblem` with standard errors.
     """
-    arrays, peak, y_min, y_0 = pilot_arrays(runs, normalise=False, skip_first_step=False)
+    arrays, peak, y_min, y_0 = pilot_arrays(
+        runs, normalise=False, skip_first_step=False, allow_rising=allow_rising
+    )
     total_real = max(float(jnp.sum(lr)) for lr, _, _ in arrays)
 
     def data_at(theta):

@@ -60,6 +60,13 @@ def least_squares_fit(
 
     Returns ``(theta, cost, jacobian)`` at the best optimum, or raises if every start diverged.
     """
+    n = int(np.size(residuals(jnp.asarray(starts[0], dtype=float), data)))
+    p = int(np.size(starts[0]))
+    if n <= p:
+        raise ValueError(
+            f"the pilot runs give {n} losses after warm-up to fit {p} parameters; at least "
+            f"{p + 1} are needed (log the loss more often, or add runs)"
+        )
     scout = min(scout_steps, max_steps) if len(starts) > 1 else 0
     best = None
     for theta0 in starts:
@@ -87,13 +94,17 @@ def least_squares_fit(
     return theta, cost, jax.jacfwd(residuals)(theta, data)
 
 
-def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool):
+def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool, allow_rising: bool = False):
     """What every fitter reads from pilot runs (:class:`optsched.loss_models.fitted.PilotRun`).
 
     Returns ``(arrays, peak, y_min, y_max)``: per run ``(lr_t, steps, log loss)`` (rates
     divided by the runs' ``peak`` rate if ``normalise``; step 0 dropped if
     ``skip_first_step``; losses logged before the run's warm-up ends dropped), the peak rate,
     and the lowest and highest fitted loss.
+
+    A run whose loss rises (the median of its last tenth of fitted losses more than 5% above
+    that of its first tenth: a diverged or mislabelled run) is refused unless
+    ``allow_rising``.
     """
     runs = list(runs)
     if not runs:
@@ -108,6 +119,14 @@ def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool):
             keep &= r.steps > 0
         if np.sum(keep) < 1:
             raise ValueError(f"run {r.name!r} has no loss after its warm-up")
+        y = r.loss[keep]
+        tenth = max(1, y.size // 10)
+        first, last = float(np.median(y[:tenth])), float(np.median(y[-tenth:]))
+        if not allow_rising and y.size >= 3 and last > 1.05 * first:
+            raise ValueError(
+                f"run {r.name!r}: the loss is increasing (from {first:.4g} to {last:.4g}); a "
+                "diverged run? fit it anyway with allow_rising (--allow-rising)"
+            )
         lr = r.schedule.per_step(1.0)[0] / (peak if normalise else 1.0)
         arrays.append((lr, jnp.asarray(r.steps[keep]), jnp.asarray(np.log(r.loss[keep]))))
         kept.append(r.loss[keep])

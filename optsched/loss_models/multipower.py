@@ -240,7 +240,9 @@ def _residuals(theta, runs):
 
 
 @with_float64
-def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLaw:
+def fit_multi_power_law(
+    runs: Sequence, *, max_steps: int = 300, allow_rising: bool = False
+) -> MultiPowerLaw:
     """Fit the multi-power law to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`),
     skipping step 0.
 
@@ -250,7 +252,9 @@ def fit_multi_power_law(runs: Sequence, *, max_steps: int = 300) -> MultiPowerLa
     :math:`\\beta = \\gamma = 0.5`; the best of the four wins.
     """
     runs = list(runs)
-    arrays, unit, y_min, y_max = pilot_arrays(runs, normalise=True, skip_first_step=True)
+    arrays, unit, y_min, y_max = pilot_arrays(
+        runs, normalise=True, skip_first_step=True, allow_rising=allow_rising
+    )
     arrays = [(lr, steps, log_y, drop_terms(lr, steps)) for lr, steps, log_y in arrays]
     first = runs[0]
     i = int(np.argmax(first.steps > 0))
