@@ -108,16 +108,26 @@ def test_malformed_json_and_bytes_are_refused(tmp_path):
 
 
 def test_the_multi_power_floor_moves_with_the_peak_rate():
-    # L0 is the floor at the pilots' peak (rate 1); a schedule peaking at 2 sits B higher
-    # before any decay and, once a decay to rate 1 has relaxed (G -> 1), at the same loss as
-    # a run held at 1 with the same area S_1
+    # L0 is the floor at the pilots' peak (rate 1); a schedule peaking at 2 sits B higher once
+    # that change has relaxed (G -> 1: here C is large) and, once a decay to rate 1 has
+    # relaxed too, at the same loss as a run held at 1 with the same area S_1
     L0, A, alpha, B = 3.0, 0.5, 0.4, 0.2
     params = np.array([L0, A, alpha, B, 1e6, 1.0, 0.0])
     with o.float64():
         one = np.asarray(_mpl_at(params, np.ones(100), [100]))[0]
         two = np.asarray(_mpl_at(params, np.full(100, 2.0), [50]))[0]
         np.testing.assert_allclose(one, L0 + A * 100.0**-alpha, rtol=1e-13)
-        np.testing.assert_allclose(two, L0 + B + A * 100.0**-alpha, rtol=1e-13)
+        np.testing.assert_allclose(two, L0 + B + A * 100.0**-alpha, rtol=1e-7)
+        # with a slow relaxation (small C) the change of peak has not relaxed yet
+        slow = params.copy()
+        slow[4] = 1e-3
+        x = 1e-3 * 2.0**-0.0 * 100.0
+        G = 1.0 - (x + 1.0) ** -1.0
+        np.testing.assert_allclose(
+            np.asarray(_mpl_at(slow, np.full(100, 2.0), [50]))[0],
+            L0 + B * G + A * 100.0**-alpha,
+            rtol=1e-12,
+        )
         down = np.concatenate([np.full(25, 2.0), np.ones(50)])
         np.testing.assert_allclose(np.asarray(_mpl_at(params, down, [75]))[0], one, rtol=1e-6)
 

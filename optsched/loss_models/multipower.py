@@ -3,7 +3,8 @@ r"""The multi-power law of Luo et al. (2025): an empirical loss model of learnin
 With per-step rates :math:`\eta_\tau` (normalised by ``lr_unit``), the loss after ``t`` steps is
 
 .. math::
-    L(t) = L_0 + B\,(\eta_{\max} - 1) + A\,S_1(t)^{-\alpha} - LD(t),
+    L(t) = L_0 + B\,(\eta_{\max} - 1)\,G\big(\eta_{\max}^{-\gamma} S_1(t)\big)
+        + A\,S_1(t)^{-\alpha} - LD(t),
     \qquad S_1(t) = \sum_{\tau < t} \eta_\tau,
 
 .. math::
@@ -15,15 +16,15 @@ where ``p`` is the step of the peak rate :math:`\eta_{\max}`. :math:`S_1` counts
 too, which is the paper's :math:`S_1 + S_W`; the loss reduction :math:`LD` sums over the decay
 after the peak (the paper's schedules warm up, then decay).
 
-The term :math:`B(\eta_{\max} - 1)` is optsched's: the paper's runs share one peak, so its
-:math:`L_0` is the floor at that peak. Read :math:`LD` as the relaxation of a noise floor
-:math:`B\eta` towards the current rate (each drop :math:`\eta_{k-1} - \eta_k` relaxes by
-:math:`G`); then the floor at a peak :math:`\eta_{\max}` (the pilots' peak is 1) is
-:math:`L_0 + B(\eta_{\max} - 1)`, and a run that decays from 2 to 1 ends, once relaxed,
-where a run held at 1 with the same :math:`S_1` does. For pilots at one peak the law is the
-paper's; across peaks it predicts the floor's rise that a constant :math:`L_0` misses
-(the 210M runs of the benchmark: cosine at twice the pilots' peak). Fitting :math:`B` needs
-a decay that relaxes in the data, or pilots at two peaks.
+The first :math:`B` term is optsched's: the paper's runs share one peak, so its :math:`L_0` is
+the floor at that peak (here 1, the pilots' peak) and the term vanishes. Read :math:`LD` as the
+relaxation of a noise floor :math:`B\eta` towards the current rate, each change
+:math:`\eta_{k-1} - \eta_k` relaxing by :math:`G` over the area after it. A schedule that
+peaks at :math:`\eta_{\max} \neq 1` is then the pilots' schedule with one more change, from 1
+to :math:`\eta_{\max}` at step 0, relaxing in the same way: the term above. Without it a
+higher peak only buys area :math:`S_1`, and the law predicts the 210M benchmark's cosine runs
+at twice the pilots' peak 0.24 nats too low; with it, within 0.013 (README). A prediction at
+another peak still extrapolates (:meth:`~optsched.loss_models.base.AbstractLossModel.extrapolation`).
 
 Seven parameters :math:`(L_0, A, \alpha, B, C, \beta, \gamma)`, fitted by
 :func:`fit_multi_power_law` by least squares on log losses. At ``t = 0`` the law is undefined
@@ -212,12 +213,16 @@ def _mpl_at(params, lr, steps, terms: DropTerms | None = None):
         g = -jnp.expm1(-beta * jnp.logaddexp(log_x, 0.0))  # 1 - (C eta^-gamma S + 1)^-beta
         return B * jnp.sum(jnp.where(pos, drop * g, 0.0))
 
-    # the noise floor moves with the peak rate: B (eta_peak - 1), zero at the pilots' peak
-    floor = L0 + B * (jnp.max(lr) - 1.0)
     steps = jnp.asarray(steps)
+    # a peak other than the pilots' (1) is a rate change at step 0, relaxing like any other
+    peak = jnp.max(lr)
+    s1 = cum[steps]
+    log_x0 = jnp.log(C) - gamma * jnp.log(peak) + jnp.log(jnp.where(s1 > 0, s1, 1.0))
+    shift = B * (peak - 1.0) * -jnp.expm1(-beta * jnp.logaddexp(log_x0, 0.0))
+    floor = L0 + jnp.where(s1 > 0, shift, 0.0)
     if drop.shape[0] == 0:  # no drop anywhere (a constant rate)
-        return _mpl_power(floor, A, alpha, cum[steps])
-    return _mpl_power(floor, A, alpha, cum[steps]) - jax.lax.map(ld, steps)
+        return _mpl_power(floor, A, alpha, s1)
+    return _mpl_power(floor, A, alpha, s1) - jax.lax.map(ld, steps)
 
 
 def _mpl_power(L0, A, alpha, s1):
