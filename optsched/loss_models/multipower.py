@@ -24,7 +24,8 @@ peaks at :math:`\eta_{\max} \neq 1` is then the pilots' schedule with one more c
 to :math:`\eta_{\max}` at step 0, relaxing in the same way: the term above. Without it a
 higher peak only buys area :math:`S_1`, and the law predicts the 210M benchmark's cosine runs
 at twice the pilots' peak 0.24 nats too low; with it, within 0.013 (README). A prediction at
-another peak still extrapolates (:meth:`~optsched.loss_models.base.AbstractLossModel.extrapolation`).
+another peak still extrapolates
+(:meth:`~optsched.loss_models.base.AbstractLossModel.extrapolation`).
 
 Seven parameters :math:`(L_0, A, \alpha, B, C, \beta, \gamma)`, fitted by
 :func:`fit_multi_power_law` by least squares on log losses. At ``t = 0`` the law is undefined
