@@ -165,9 +165,11 @@ def cmd_solve(args) -> int:
             )
         for name, res in sorted(solution.baselines.items(), key=lambda kv: kv[1].final_loss):
             gain = res.final_loss / solution.final_loss - 1
+            verb = "beats" if gain >= 0 else "loses to"
+            cap = ", at the cap" if res.at_cap else ""
             print(
-                f"  beats {name:<10} (peak {res.peak_lr:.4g}): {res.final_loss:.6g}  "
-                f"by {100 * gain:.2f}%"
+                f"  {verb} {name:<10} (peak {res.peak_lr:.4g}{cap}): {res.final_loss:.6g}  "
+                f"by {100 * abs(gain):.2f}%"
             )
         print(f"schedule written to {args.out}")
     return 0

@@ -87,9 +87,15 @@ class BaselineResult(eqx.Module):
     params: tuple = eqx.field(static=True)  # ((name, value), ...) beyond the peak
     final_loss: float = eqx.field(static=True)
     schedule: Schedule
+    at_cap: bool = eqx.field(static=True, default=False)
 
     def to_dict(self) -> dict:
-        return {"peak_lr": self.peak_lr, **dict(self.params), "final_loss": self.final_loss}
+        return {
+            "peak_lr": self.peak_lr,
+            **dict(self.params),
+            "final_loss": self.final_loss,
+            "at_cap": self.at_cap,
+        }
 
 
 @with_float64
@@ -129,6 +135,13 @@ def tune_baselines(
     values over ``(1e-4 lr_max, lr_max]``; each family's two best variants are then refined
     ``rounds - 1`` times around their best peaks. Losses are those of the schedules as stored
     (knot expansion), in the objective's units.
+
+    Then the continuous parameter of the best variant (WSD's cooldown fraction, the power
+    law's ``chi``) is refined with its peak: :data:`REFINE_ROUNDS` rounds of a local grid,
+    each around the best so far and half as wide, so that a cooldown of 0.35 is found when the
+    fixed grid holds 0.25 and 0.5. The search interval of the peak ends at the cap, and a
+    result records whether its peak is at the cap (``at_cap``); a peak at the low end of the
+    search (``1e-4 lr_max``) raises, since the optimum was not bracketed.
     """
     for name in families:
         if name not in FAMILIES:
@@ -159,15 +172,62 @@ def tune_baselines(
                 for n in dict.fromkeys(names)
             ]
             active = np.concatenate([r[:2] for r in ranked])
-    out = {}
+    best: dict[str, tuple[float, float, dict]] = {}
     for v, (name, kw) in enumerate(variants):
-        if name not in out or best_loss[v] < out[name].final_loss:
-            params = tuple((k, v if isinstance(v, str) else float(v)) for k, v in kw.items())
-            out[name] = BaselineResult(
-                name,
-                float(best_peak[v]),
-                params,
-                float(best_loss[v]),
-                family(name, float(best_peak[v]), horizon, **kw),
+        if name not in best or best_loss[v] < best[name][1]:
+            best[name] = (float(best_peak[v]), float(best_loss[v]), kw)
+    for name, key in CONTINUOUS.items():
+        if name in best:
+            best[name] = _refine(objective, horizon, lr_max, name, key, *best[name], points)
+    out = {}
+    for name, (peak, loss, kw) in best.items():
+        if not math.isfinite(loss):
+            raise ValueError(f"every {name} schedule under lr <= {lr_max:.4g} diverged")
+        if peak <= lr_max * 1.0001e-4:
+            raise ValueError(
+                f"the best {name} peak is at the low end of the search ({peak:.3g}); the "
+                "optimum is below 1e-4 of the cap: lower lr_max"
             )
+        params = tuple((k, v if isinstance(v, str) else float(v)) for k, v in kw.items())
+        out[name] = BaselineResult(
+            name,
+            peak,
+            params,
+            loss,
+            family(name, peak, horizon, **kw),
+            at_cap=peak >= lr_max * (1 - 1e-12),
+        )
     return out
+
+
+CONTINUOUS = {"wsd": ("cooldown", 0.0, 1.0), "power_law": ("chi", 0.0, 2.0)}
+"""Each family's continuous parameter beyond the peak, with its range."""
+
+REFINE_ROUNDS = 4
+
+
+def _refine(objective, horizon, lr_max, name, key, peak, loss, kw, points):
+    """Local grids in ``(parameter, log peak)`` around the best, halving each round."""
+    param, low, high = key
+    value = float(kw[param])
+    step = 0.5 * value if value > 0 else 0.1  # the first round spans about a factor of 3
+    log_width = 0.5  # peaks within e^{+-0.5} of the best
+    t = np.arange(horizon)
+    for _ in range(REFINE_ROUNDS):
+        values = np.unique(np.clip(value + step * np.linspace(-1, 1, 5), low, high))
+        values = values[values > 0] if param == "cooldown" else values
+        shapes = np.stack(
+            [np.asarray(family(name, 1.0, horizon, **{**kw, param: x}).lr_at(t)) for x in values]
+        )
+        lo = math.log(peak) - log_width
+        hi = min(math.log(peak) + log_width, math.log(lr_max))
+        grid = np.exp(np.linspace(lo, hi, points))
+        losses = objective.baseline_final_losses(
+            shapes, np.broadcast_to(grid, (len(values), points))
+        )
+        i, j = np.unravel_index(np.argmin(losses), losses.shape)
+        if losses[i, j] < loss:
+            value, peak, loss = float(values[i]), float(grid[j]), float(losses[i, j])
+        step *= 0.5
+        log_width *= 0.5
+    return peak, loss, {**kw, param: value}
