@@ -167,6 +167,7 @@ def cmd_solve(args) -> int:
             gain = res.final_loss / solution.final_loss - 1
             verb = "beats" if gain >= 0 else "loses to"
             cap = ", at the cap" if res.at_cap else ""
+            cap += "" if res.bracketed else ", optimum not bracketed"
             print(
                 f"  {verb} {name:<10} (peak {res.peak_lr:.4g}{cap}): {res.final_loss:.6g}  "
                 f"by {100 * abs(gain):.2f}%"

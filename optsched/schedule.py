@@ -52,17 +52,24 @@ def expand(
     """Value of the knot schedule ``(steps, values)`` at integer steps ``t`` (jit-able).
 
     Steps before the first knot take the first value and steps after the last knot hold the
-    last value (the convention of optax schedules). Compiled once per shape.
+    last value (the convention of optax schedules). Linear interpolation weighs the two knots
+    around ``t`` by :math:`w = (t - s_i) / (s_{i+1} - s_i)`, the step differences taken in
+    integers (exact at any step the integer type holds) and the value
+    :math:`(1 - w) v_i + w v_{i+1}` exact at every knot. Compiled once per shape.
     """
     steps = jnp.asarray(steps)
     values = jnp.asarray(values)
     t = jnp.asarray(t)
-    if interpolation == "previous":
-        idx = jnp.clip(jnp.searchsorted(steps, t, side="right") - 1, 0, steps.shape[0] - 1)
+    if interpolation not in ("linear", "previous"):
+        raise ValueError(f"interpolation must be 'linear' or 'previous', got {interpolation!r}")
+    K = steps.shape[0]
+    idx = jnp.clip(jnp.searchsorted(steps, t, side="right") - 1, 0, K - 1)
+    if interpolation == "previous" or K == 1:
         return values[idx]
-    if interpolation == "linear":
-        return jnp.interp(t.astype(values.dtype), steps.astype(values.dtype), values)
-    raise ValueError(f"interpolation must be 'linear' or 'previous', got {interpolation!r}")
+    left = jnp.minimum(idx, K - 2)
+    s0, s1 = steps[left], steps[left + 1]
+    w = jnp.clip((t - s0).astype(values.dtype) / (s1 - s0).astype(values.dtype), 0.0, 1.0)
+    return (1.0 - w) * values[left] + w * values[left + 1]
 
 
 def _check_steps(steps: np.ndarray, horizon: int) -> None:

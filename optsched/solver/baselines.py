@@ -88,6 +88,7 @@ class BaselineResult(eqx.Module):
     final_loss: float = eqx.field(static=True)
     schedule: Schedule
     at_cap: bool = eqx.field(static=True, default=False)
+    bracketed: bool = eqx.field(static=True, default=True)
 
     def to_dict(self) -> dict:
         return {
@@ -95,6 +96,7 @@ class BaselineResult(eqx.Module):
             **dict(self.params),
             "final_loss": self.final_loss,
             "at_cap": self.at_cap,
+            "bracketed": self.bracketed,
         }
 
 
@@ -140,8 +142,9 @@ def tune_baselines(
     law's ``chi``) is refined with its peak: :data:`REFINE_ROUNDS` rounds of a local grid,
     each around the best so far and half as wide, so that a cooldown of 0.35 is found when the
     fixed grid holds 0.25 and 0.5. The search interval of the peak ends at the cap, and a
-    result records whether its peak is at the cap (``at_cap``); a peak at the low end of the
-    search (``1e-4 lr_max``) raises, since the optimum was not bracketed.
+    result records whether its peak is at the cap (``at_cap``) and whether a finite optimum was
+    bracketed (``bracketed``: false when every peak diverged or the best is at the low end of
+    the search, ``1e-4 lr_max``).
     """
     for name in families:
         if name not in FAMILIES:
@@ -181,13 +184,6 @@ def tune_baselines(
             best[name] = _refine(objective, horizon, lr_max, name, key, *best[name], points)
     out = {}
     for name, (peak, loss, kw) in best.items():
-        if not math.isfinite(loss):
-            raise ValueError(f"every {name} schedule under lr <= {lr_max:.4g} diverged")
-        if peak <= lr_max * 1.0001e-4:
-            raise ValueError(
-                f"the best {name} peak is at the low end of the search ({peak:.3g}); the "
-                "optimum is below 1e-4 of the cap: lower lr_max"
-            )
         params = tuple((k, v if isinstance(v, str) else float(v)) for k, v in kw.items())
         out[name] = BaselineResult(
             name,
@@ -196,6 +192,8 @@ def tune_baselines(
             loss,
             family(name, peak, horizon, **kw),
             at_cap=peak >= lr_max * (1 - 1e-12),
+            # a finite optimum inside the searched peaks, not at their low end
+            bracketed=math.isfinite(loss) and peak > lr_max * 1.0001e-4,
         )
     return out
 
