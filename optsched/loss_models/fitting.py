@@ -24,7 +24,8 @@ SCOUT_STEPS = 25
 """Levenberg-Marquardt steps every start gets before the best one alone is polished."""
 
 POLISH_CHUNK = 25
-"""Steps per polishing round; polishing stops when a round lowers the cost by less than ``ftol``."""
+"""Steps per polishing round; polishing stops when a round lowers the cost by less than
+``chi2_tol`` in units of the residual variance."""
 
 
 def _lm(residuals: Callable, theta, data, steps: int):
@@ -48,13 +49,15 @@ def least_squares_fit(
     *,
     max_steps: int = 200,
     scout_steps: int = SCOUT_STEPS,
-    ftol: float = 1e-7,
+    chi2_tol: float = 1e-2,
 ):
     r"""Levenberg-Marquardt (optimistix) from several starts; the lowest sum of squares wins.
 
     Every start runs ``scout_steps`` steps; the best is then polished in rounds of
-    :data:`POLISH_CHUNK` steps until it converges, a round lowers the cost by less than
-    ``ftol`` (relative), or ``max_steps`` steps in all are spent. Fits whose data leave a
+    :data:`POLISH_CHUNK` steps until it converges, ``max_steps`` steps in all are spent, or a
+    round lowers the cost by less than ``chi2_tol`` residual variances
+    (:math:`n\,\Delta\mathrm{cost} / \mathrm{cost}`: the parameters then move by about
+    :math:`\sqrt{\Delta\chi^2} = 0.1` standard errors or less). Fits whose data leave a
     direction nearly flat (an exponent drifting towards 0 with its amplitude growing) would
     otherwise spend every step crawling along it for digits nobody reads.
 
@@ -89,7 +92,7 @@ def least_squares_fit(
             break
         gain = cost - new_cost
         theta, cost = new, new_cost
-        if gain <= ftol * cost:
+        if gain * n <= chi2_tol * cost:
             break
     return theta, cost, jax.jacfwd(residuals)(theta, data)
 
