@@ -13,6 +13,7 @@ import optimistix as optx
 
 __all__ = [
     "covariance",
+    "group_labels",
     "least_squares_fit",
     "pilot_arrays",
     "pilot_peaks",
@@ -136,6 +137,32 @@ def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool, allow_rising: 
     y_min = min(float(np.min(y)) for y in kept)
     y_max = max(float(np.max(y)) for y in kept)
     return arrays, peak, y_min, y_max
+
+
+def group_labels(k, ends, *, ratio: float, sign=None, cum_weight=None, max_weight=None):
+    r"""Labels that merge the terms ``k`` (sorted step indices) of a sum evaluated at the steps
+    ``ends`` (a term ``k`` counts at every end ``> k``) into groups no end falls inside.
+
+    Between consecutive ends, terms are banded by their distance ``d`` to the next end
+    (:math:`\lfloor \log d / \log(1 + 	ext{ratio}) 
+floor`: widths 1, 1, 2, 3, 4, 6, ... back
+    from it), so a group spans at most ``ratio`` of its distance to every end it counts at; a
+    group also never mixes signs (``sign``) nor, given ``cum_weight`` (the running total of the
+    terms' absolute weights), holds more than ``max_weight`` of it. Returns ``(label, count)``.
+    A curve of ``n`` ends over ``T`` steps then has ``O(n log T)`` groups instead of ``T``.
+    """
+    ends = np.unique(np.asarray(ends, dtype=np.int64))
+    seg = np.searchsorted(ends, k, side="right")  # terms with k < ends[seg]
+    end = np.where(seg < ends.size, ends[np.minimum(seg, ends.size - 1)], np.max(k) + 2)
+    band = np.floor(np.log(np.maximum(end - k, 1)) / np.log1p(ratio)).astype(np.int64)
+    columns = [seg, -band]
+    if sign is not None:
+        columns.append(np.sign(sign).astype(np.int64))
+    if cum_weight is not None and max_weight is not None:
+        columns.append(np.floor(cum_weight / max_weight).astype(np.int64))
+    _, label = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+    label = label.reshape(-1)
+    return label, int(label.max()) + 1 if label.size else 0
 
 
 def pilot_peaks(runs) -> tuple[float, float]:

@@ -47,6 +47,7 @@ from .._precision import with_float64
 from .base import AbstractLossModel
 from .fitting import (
     covariance,
+    group_labels,
     least_squares_fit,
     pilot_arrays,
     pilot_peaks,
@@ -166,17 +167,14 @@ def drop_terms(
     log_lr = np.log(np.where(lr[k] > 0, lr[k], 1.0))
     if ratio is None or k.size == 0:
         return DropTerms(drop, cum[k], log_lr, k)
-    ends = np.unique(np.asarray(steps, dtype=np.int64))
-    # group label: (segment, distance band back from the segment's end, sign of the drop)
-    seg = np.searchsorted(ends, k, side="right")  # terms with k < ends[seg]
-    end = np.where(seg < ends.size, ends[np.minimum(seg, ends.size - 1)], lr.shape[0] + 1)
-    dist = end - k  # >= 1
-    band = np.floor(np.log(dist) / np.log1p(ratio)).astype(np.int64)
-    chunk = np.floor(np.cumsum(np.abs(drop)) / max_weight).astype(np.int64)
-    key = np.stack([seg, -band, np.sign(drop).astype(np.int64), chunk], axis=1)
-    _, label = np.unique(key, axis=0, return_inverse=True)
-    label = label.reshape(-1)
-    n = int(label.max()) + 1
+    label, n = group_labels(
+        k,
+        steps,
+        ratio=ratio,
+        sign=drop,
+        cum_weight=np.cumsum(np.abs(drop)),
+        max_weight=max_weight,
+    )
     weight = np.bincount(label, drop, n)
     safe = np.where(weight != 0, weight, 1.0)
     position = np.bincount(label, drop * cum[k], n) / safe
