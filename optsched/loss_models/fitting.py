@@ -144,8 +144,7 @@ def group_labels(k, ends, *, ratio: float, sign=None, cum_weight=None, max_weigh
     ``ends`` (a term ``k`` counts at every end ``> k``) into groups no end falls inside.
 
     Between consecutive ends, terms are banded by their distance ``d`` to the next end
-    (:math:`\lfloor \log d / \log(1 + 	ext{ratio}) 
-floor`: widths 1, 1, 2, 3, 4, 6, ... back
+    (:math:`\lfloor \log d / \log(1 + \mathrm{ratio}) \rfloor`: widths 1, 1, 2, 3, 4, 6, ... back
     from it), so a group spans at most ``ratio`` of its distance to every end it counts at; a
     group also never mixes signs (``sign``) nor, given ``cum_weight`` (the running total of the
     terms' absolute weights), holds more than ``max_weight`` of it. Returns ``(label, count)``.
