@@ -51,6 +51,7 @@ def cmd_curve(args) -> int:
     if args.horizon < 1:
         raise UsageError(f"horizon must be >= 1, got {args.horizon}")
     schedule = family(args.schedule, args.lr, args.horizon)
+    plot = None if args.plot is None else _plot_path(args.plot)
     t0 = time.perf_counter()
     traj = loss_curve(problem, schedule, method="scan")
     elapsed = time.perf_counter() - t0
@@ -86,7 +87,7 @@ def cmd_curve(args) -> int:
             lr_t = float(schedule.lr_at(min(int(t), args.horizon - 1)))
             print(f"{t:>10d}  {lr_t:>10.4g}  {loss[t]:>12.5g}")
         print(f"final excess loss L_T = {loss[-1]:.6g}  (exact recursion, {elapsed:.2f} s)")
-    if args.plot:
+    if plot is not None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -101,10 +102,28 @@ def cmd_curve(args) -> int:
             ax=ax2,
             title=f"a={args.a:g}, b={args.b:g} ({problem.phase} phase)",
         )
-        fig.savefig(args.plot, dpi=120)
+        fig.savefig(plot, dpi=120)
         if not args.json:
-            print(f"plot written to {args.plot}")
+            print(f"plot written to {plot}")
     return 0
+
+
+PLOT_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
+
+
+def _plot_path(path) -> pathlib.Path:
+    """``--plot`` as a file to write: ``.png`` added when it has no extension; a format that
+    matplotlib does not write, or a folder that cannot be written, refused before the work."""
+    target = pathlib.Path(path)
+    if target.suffix == "":
+        target = target.with_suffix(".png")
+    elif target.suffix.lower().lstrip(".") not in PLOT_FORMATS:
+        raise UsageError(
+            f"--plot {path}: cannot write a {target.suffix} figure; use one of "
+            + ", ".join(f".{f}" for f in PLOT_FORMATS)
+        )
+    _check_writable(target, [])
+    return target
 
 
 def _progress(quiet: bool):
@@ -165,9 +184,14 @@ def cmd_solve(args) -> int:
             )
         for name, res in sorted(solution.baselines.items(), key=lambda kv: kv[1].final_loss):
             gain = res.final_loss / solution.final_loss - 1
+            if not res.bracketed:  # a margin over an unconverged baseline means nothing
+                print(
+                    f"  {name:<10} (peak {res.peak_lr:.4g}): {res.final_loss:.6g}  (its best "
+                    "peak was not bracketed above 1e-8 of the cap: no margin)"
+                )
+                continue
             verb = "beats" if gain >= 0 else "loses to"
             cap = ", at the cap" if res.at_cap else ""
-            cap += "" if res.bracketed else ", optimum not bracketed"
             print(
                 f"  {verb} {name:<10} (peak {res.peak_lr:.4g}{cap}): {res.final_loss:.6g}  "
                 f"by {100 * abs(gain):.2f}%"

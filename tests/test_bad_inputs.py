@@ -230,6 +230,8 @@ CASES = [
     ("phase a below 1", ["phase", "--a", "0.5", "--b", "2"], 2, "a"),
     ("phase b nan", ["phase", "--a", "2", "--b", "nan"], 2, "b"),
     ("curve unknown family", ["curve", "--schedule", "staircase"], 2, "schedule"),
+    ("curve plot format", ["curve", "--horizon", "20", "--plot", "{dir}/fig.docx"], 2, ".docx"),
+    ("curve plot folder", ["curve", "--horizon", "20", "--plot", "{dir}/no/fig"], 2, "writable"),
     ("curve lr negative", ["curve", "--lr", "-0.1", "--horizon", "20"], 2, "learning rate"),
     (
         "fit increasing losses",

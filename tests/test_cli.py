@@ -13,6 +13,11 @@ def test_curve_on_the_builtin_example(capsys, tmp_path):
     text = capsys.readouterr().out
     assert "easy phase" in text and "final excess loss" in text
     assert out_png.stat().st_size > 1000
+    # without an extension the figure is a PNG named with one; a PDF when asked
+    assert main(["curve", "--horizon", "50", "--plot", str(tmp_path / "fig"), "--json"]) == 0
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["curve", "--horizon", "50", "--plot", str(tmp_path / "f.pdf"), "--json"]) == 0
+    assert (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
 
 
 def test_curve_json(capsys):

@@ -61,6 +61,10 @@ def test_check_relations_and_table():
     assert inside.passed and not outside.passed and above.passed and not below.passed
     table = checks_table([inside, outside, above])
     assert table.count("| yes |") == 2 and table.count("| NO |") == 1
+    # a pipe in a cell is escaped, so the row keeps its six columns
+    piped = checks_table([Check("|x| slope", 1.0, 1.0, 0.1, "T | N")])
+    row = piped.splitlines()[-1]
+    assert row.startswith("| \\|x\\| slope |") and row.replace("\\|", "").count("|") == 7
 
 
 def test_frontier_recovers_a_known_compute_optimum():

@@ -68,10 +68,15 @@ def checks_table(checks) -> str:
         bound = f"> {c.theory + c.tolerance:.3g}" if c.relation == "above" else f"{c.theory:.3f}"
         tol = "" if c.relation == "above" else f"{c.tolerance:.3f}"
         rows.append(
-            f"| {c.quantity} | {bound} | {c.measured:.3f} | {tol} | {c.where} | "
-            f"{'yes' if c.passed else 'NO'} |"
+            f"| {_cell(c.quantity)} | {_cell(bound)} | {c.measured:.3f} | {tol} | "
+            f"{_cell(c.where)} | {'yes' if c.passed else 'NO'} |"
         )
     return "\n".join(rows)
+
+
+def _cell(text) -> str:
+    """A markdown table cell: pipes escaped, line breaks flattened."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 _SOLVED: dict[tuple, Solution] = {}

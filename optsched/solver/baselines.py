@@ -133,8 +133,9 @@ def tune_baselines(
     horizon, :meth:`~optsched.loss_models.base.AbstractLossModel.objective`) evaluates a grid
     of peaks for all variants at once. The power law tunes ``chi`` on
     ``{0, 0.1, 0.2, 0.3, 0.5, 0.8}``; WSD its cooldown fraction on ``{0.1, 0.25, 0.5}`` with a
-    linear or ``1 - sqrt`` cooldown. Each variant's peak is found on a log grid of ``points``
-    values over ``(1e-4 lr_max, lr_max]``; each family's two best variants are then refined
+    linear or ``1 - sqrt`` cooldown. Each variant's peak is found on a log grid of
+    ``2 points - 1`` values over ``(1e-8 lr_max, lr_max]`` (:data:`SEARCH_DECADES`); each
+    family's two best variants are then refined
     ``rounds - 1`` times around their best peaks. Losses are those of the schedules as stored
     (knot expansion), in the objective's units.
 
@@ -144,7 +145,7 @@ def tune_baselines(
     fixed grid holds 0.25 and 0.5. The search interval of the peak ends at the cap, and a
     result records whether its peak is at the cap (``at_cap``) and whether a finite optimum was
     bracketed (``bracketed``: false when every peak diverged or the best is at the low end of
-    the search, ``1e-4 lr_max``).
+    the search, ``1e-8 lr_max``).
     """
     for name in families:
         if name not in FAMILIES:
@@ -153,19 +154,20 @@ def tune_baselines(
     t = np.arange(horizon)
     shapes = np.stack([np.asarray(family(n, 1.0, horizon, **kw).lr_at(t)) for n, kw in variants])
     V = len(variants)
-    lo = np.full(V, math.log(lr_max) - math.log(1e4))
+    lo = np.full(V, math.log(lr_max) - math.log(SEARCH_DECADES))
     hi = np.full(V, math.log(lr_max))
     best_peak, best_loss = np.full(V, lr_max), np.full(V, np.inf)
     active = np.arange(V)  # after the first round, only each family's best variants are refined
     for r in range(rounds):
-        grid = np.exp(np.linspace(lo[active], hi[active], points, axis=1))  # (A, points)
+        n = 2 * points - 1 if r == 0 else points  # the first grid spans eight decades
+        grid = np.exp(np.linspace(lo[active], hi[active], n, axis=1))  # (A, n)
         losses = objective.baseline_final_losses(shapes[active], grid)
         i = np.argmin(losses, axis=1)
         rows = np.arange(len(active))
         better = losses[rows, i] < best_loss[active]
         best_peak[active] = np.where(better, grid[rows, i], best_peak[active])
         best_loss[active] = np.where(better, losses[rows, i], best_loss[active])
-        width = (hi[active] - lo[active]) / (points - 1)
+        width = (hi[active] - lo[active]) / (n - 1)
         lo[active] = np.log(best_peak[active]) - width
         hi[active] = np.minimum(np.log(best_peak[active]) + width, math.log(lr_max))
         if r == 0:  # keep the two best variants of each family
@@ -193,10 +195,13 @@ def tune_baselines(
             family(name, peak, horizon, **kw),
             at_cap=peak >= lr_max * (1 - 1e-12),
             # a finite optimum inside the searched peaks, not at their low end
-            bracketed=math.isfinite(loss) and peak > lr_max * 1.0001e-4,
+            bracketed=math.isfinite(loss) and peak > lr_max * 1.0001 / SEARCH_DECADES,
         )
     return out
 
+
+SEARCH_DECADES = 1e8
+"""Peaks are searched over ``(lr_max / SEARCH_DECADES, lr_max]``."""
 
 CONTINUOUS = {"wsd": ("cooldown", 0.0, 1.0), "power_law": ("chi", 0.0, 2.0)}
 """Each family's continuous parameter beyond the peak, with its range."""
