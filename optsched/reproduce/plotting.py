@@ -87,11 +87,22 @@ def _horizon_colors(n: int):
 
 
 def _plain_minor_ticks(ax) -> None:
-    """No labels on minor log ticks (they collide over short ranges)."""
-    from matplotlib.ticker import NullFormatter
+    """Readable log axes: no labels on minor ticks (they collide), and an axis spanning fewer
+    than two decades labelled at 1, 2 and 5 times each power of ten in plain numbers, so that it
+    never shows a single labelled tick."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    for axis, scale, limits in (
+        (ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+        (ax.yaxis, ax.get_yscale(), ax.get_ylim()),
+    ):
+        axis.set_minor_formatter(NullFormatter())
+        lo, hi = sorted(limits)
+        if scale == "log" and lo > 0 and np.log10(hi / lo) < 2:
+            short = np.log10(hi / lo) < 0.7  # under a factor 5: label every integer multiple
+            subs = tuple(np.arange(1.0, 10.0)) if short else (1.0, 2.0, 5.0)
+            axis.set_major_locator(LogLocator(base=10, subs=subs))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def _finish(*axes, fontsize: int = 8) -> None:
@@ -109,6 +120,13 @@ def _per_horizon(ax, solutions, value) -> None:
         ax.plot(
             t / s.horizon, np.asarray(value(s, t)), color=color, label=f"$T$ = {_sci(s.horizon)}"
         )
+
+
+def _running_median(values, fraction: float) -> np.ndarray:
+    """Median over a centred window of ``fraction`` of the points (edges: the window shrinks)."""
+    v = np.asarray(values, dtype=float)
+    half = max(1, int(fraction * v.size) // 2)
+    return np.array([np.median(v[max(0, i - half) : i + half + 1]) for i in range(v.size)])
 
 
 def _sci(T: int) -> str:
@@ -146,6 +164,7 @@ def plot_easy_collapse(solutions, *, xi: float, delta: float):
     )
     for ax in (ax1, ax2):
         ax.grid(True, which="both", alpha=0.3)
+        _plain_minor_ticks(ax)
     ax2.legend(frameon=False, fontsize=8)
     return fig
 
@@ -261,7 +280,9 @@ def plot_momentum(momentum: dict, loss_sgd):
     without momentum and with each form's schedule."""
     fig, (ax1, ax2) = _figure(2)
     first, sols = next(iter(momentum.items()))
-    _per_horizon(ax1, sols, lambda s, t: s.schedule.momentum_at(t))
+    # beta is nearly free wherever the loss hardly depends on it, and flickers there: show its
+    # running median over 5% of training (the raw knots are in the schedule files)
+    _per_horizon(ax1, sols, lambda s, t: _running_median(s.schedule.momentum_at(t), 0.05))
     T = np.array([s.horizon for s in sols], dtype=float)
     ax2.loglog(T, loss_sgd, "o-", color="k", label=r"optimal $\eta(t)$, no momentum")
     for i, (form, runs) in enumerate(momentum.items()):
@@ -274,7 +295,7 @@ def plot_momentum(momentum: dict, loss_sgd):
         )
     ax1.set(
         xlabel="training fraction $t/T$",
-        ylabel=r"momentum $\beta^*(t)$",
+        ylabel=r"momentum $\beta^*(t)$ (running median, 5% of $T$)",
         title=f"optimal {first.replace('_', '-')} momentum (hard phase)",
     )
     ax2.set(
