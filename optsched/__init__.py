@@ -41,6 +41,7 @@ from .solver.solution import RESULTS, Solution, SolveError
 from .solver.solve import LBFGS, solve, solve_many
 from .transfer import transfer
 from .wallclock import BudgetSweep, budget_sweep
+from .warmup import Smoothness, fit_smoothness, scale_by_adaptive_warmup
 
 try:
     __version__ = _version("optsched")
@@ -95,6 +96,10 @@ __all__ = [
     "ConvexBound",
     "fit_convex_bound",
     "refine_from_grad_norms",
+    # loss-driven adaptive warm-up (norm-constrained optimisers)
+    "Smoothness",
+    "fit_smoothness",
+    "scale_by_adaptive_warmup",
     # files and export
     "load",
     "ScheduleFileError",

@@ -1,0 +1,185 @@
+r"""Loss-driven adaptive warm-up for norm-constrained optimisers (Lion, Muon, normalised SGD).
+
+Under the generalised smoothness of the adaptive warm-up paper (seed 002 of the project), the
+local curvature shrinks with the suboptimality gap :math:`D = f - f^*`:
+
+.. math::
+    L(D) \le K_0 + K_1 D + K_r D^r .
+
+For an update of unit norm (the direction of a norm-constrained optimiser) the step that the
+descent lemma allows is :math:`\eta_t = D_t / L(D_t)`, clipped to ``[min_lr, max_lr]``:
+
+.. math::
+    \eta_t = \mathrm{clip}\Big(\frac{D_t}{K_0 + K_1 D_t + K_r D_t^r}\Big).
+
+With :math:`K_1 = 0, r = 2` the rate rises while :math:`D` falls from large values and falls
+once :math:`D < \sqrt{K_0 / K_r}`: the warm-up ends when the loss says so. :math:`D_t` is the
+gap of an exponential moving average of the observed losses (a noisy minibatch loss would make
+the rate jitter); a non-finite loss leaves the average, and the rate, unchanged.
+
+* :func:`scale_by_adaptive_warmup`: the optax transformation. It takes the current loss as the
+  extra argument ``value`` (as ``optax.contrib.reduce_on_plateau`` does) and multiplies the
+  updates by :math:`-\eta_t`, so it replaces ``optax.scale_by_learning_rate`` after a direction
+  (``optax.scale_by_lion``, the Muon direction, or normalised gradients).
+* :func:`fit_smoothness`: :math:`K_0, K_1, K_r` from curvature-versus-gap measurements on a
+  short pilot (:func:`local_smoothness` measures the curvature along a step).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+__all__ = [
+    "AdaptiveWarmupState",
+    "Smoothness",
+    "adaptive_rate",
+    "fit_smoothness",
+    "local_smoothness",
+    "scale_by_adaptive_warmup",
+]
+
+
+class Smoothness(NamedTuple):
+    r"""The constants of :math:`L(D) \le K_0 + K_1 D + K_r D^r` and the optimum :math:`f^*`."""
+
+    K0: float
+    K1: float
+    Kr: float
+    r: float
+    loss_star: float
+
+    def rate(self, gap):
+        r""":math:`D / (K_0 + K_1 D + K_r D^r)`, unclipped (0 at a gap of 0)."""
+        gap = jnp.maximum(jnp.asarray(gap), 0.0)
+        return gap / (self.K0 + self.K1 * gap + self.Kr * gap**self.r)
+
+
+class AdaptiveWarmupState(NamedTuple):
+    """``count`` of updates, ``average`` loss (EMA, bias-corrected through ``weight``), the
+    ``rate`` last applied."""
+
+    count: jax.Array
+    average: jax.Array
+    weight: jax.Array
+    rate: jax.Array
+
+
+def adaptive_rate(smoothness: Smoothness, loss, *, min_lr: float, max_lr: float):
+    """The clipped rate at an (averaged) loss; ``min_lr`` where the loss is not finite."""
+    loss = jnp.asarray(loss)
+    eta = smoothness.rate(loss - smoothness.loss_star)
+    eta = jnp.clip(eta, min_lr, max_lr)
+    return jnp.where(jnp.isfinite(eta), eta, min_lr)
+
+
+def scale_by_adaptive_warmup(
+    smoothness: Smoothness,
+    *,
+    min_lr: float,
+    max_lr: float,
+    smoothing: float = 0.9,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Multiply updates by :math:`-\eta_t`, the loss-driven rate (module docstring).
+
+    Call ``update(updates, state, params, value=loss)`` with the loss of the current step.
+
+    Args:
+        smoothness: :math:`K_0, K_1, K_r, r, f^*` (:func:`fit_smoothness`).
+        min_lr, max_lr: the clip; ``0 < min_lr <= max_lr``.
+        smoothing: EMA factor of the observed losses, in ``[0, 1)`` (0: no averaging).
+    """
+    if not (0 < min_lr <= max_lr and math.isfinite(max_lr)):
+        raise ValueError(f"need 0 < min_lr <= max_lr < inf, got {min_lr}, {max_lr}")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    for name in ("K0", "K1", "Kr", "r"):
+        value = getattr(smoothness, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"smoothness.{name} must be finite and >= 0, got {value}")
+    if smoothness.K0 + smoothness.K1 + smoothness.Kr <= 0:
+        raise ValueError("smoothness needs K0, K1 or Kr positive")
+
+    def init_fn(params):
+        del params
+        zero = jnp.zeros([], jnp.float32)
+        return AdaptiveWarmupState(
+            jnp.zeros([], jnp.int32), zero, zero, jnp.asarray(min_lr, jnp.float32)
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params
+        if "value" not in extra_args:
+            raise TypeError("scale_by_adaptive_warmup needs the loss: update(..., value=loss)")
+        value = jnp.asarray(extra_args["value"], jnp.float32)
+        ok = jnp.isfinite(value)
+        weight = jnp.where(ok, smoothing * state.weight + (1 - smoothing), state.weight)
+        average = jnp.where(ok, smoothing * state.average + (1 - smoothing) * value, state.average)
+        seen = weight > 0
+        loss = jnp.where(seen, average / jnp.where(seen, weight, 1.0), jnp.inf)
+        rate = jnp.where(
+            seen, adaptive_rate(smoothness, loss, min_lr=min_lr, max_lr=max_lr), state.rate
+        ).astype(jnp.float32)
+        updates = jax.tree_util.tree_map(lambda u: (-rate).astype(u.dtype) * u, updates)
+        return updates, AdaptiveWarmupState(state.count + 1, average, weight, rate)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def local_smoothness(grad_fn, params, next_params) -> float:
+    r"""Curvature along a step: :math:`\|\nabla f(x') - \nabla f(x)\| / \|x' - x\|` (Euclidean
+    norms over all leaves); what the pilot records against the gap."""
+
+    def squared_distance(x, y) -> float:
+        pairs = zip(jax.tree.leaves(x), jax.tree.leaves(y), strict=True)
+        return sum(float(jnp.sum((a - b) ** 2)) for a, b in pairs)
+
+    num = squared_distance(grad_fn(next_params), grad_fn(params))
+    den = squared_distance(next_params, params)
+    if den == 0:
+        raise ValueError("params and next_params are equal: no step to measure along")
+    return math.sqrt(num / den)
+
+
+def fit_smoothness(gaps, curvatures, *, r: float = 2.0, loss_star: float = 0.0) -> Smoothness:
+    r"""Fit :math:`K_0, K_1, K_r \ge 0` to measured curvatures :math:`L_i` at gaps :math:`D_i`.
+
+    Non-negative least squares on :math:`L_i \approx K_0 + K_1 D_i + K_r D_i^r`, relative to each
+    measurement (rows divided by :math:`L_i`). ``loss_star`` is stored with the constants (the
+    gaps must have been measured against it).
+    """
+    D = np.asarray(gaps, dtype=np.float64)
+    L = np.asarray(curvatures, dtype=np.float64)
+    if D.shape != L.shape or D.ndim != 1 or D.size < 3:
+        raise ValueError("gaps and curvatures must be 1-d of the same length, at least 3")
+    if not (np.all(np.isfinite(D)) and np.all(np.isfinite(L))):
+        raise ValueError("gaps and curvatures must be finite")
+    if np.any(D < 0) or np.any(L <= 0):
+        raise ValueError("gaps must be >= 0 and curvatures > 0")
+    if not (math.isfinite(r) and r > 1):
+        raise ValueError(f"r must be > 1 (K1 D covers r = 1), got {r}")
+    A = np.stack([np.ones_like(D), D, D**r], axis=1) / L[:, None]
+    coef = _nnls(A, np.ones_like(D))
+    return Smoothness(float(coef[0]), float(coef[1]), float(coef[2]), float(r), float(loss_star))
+
+
+def _nnls(A, b):
+    """Non-negative least squares for a few columns: the best of every subset of active
+    columns (exact for three columns)."""
+    n = A.shape[1]
+    best, best_cost = np.zeros(n), float(np.sum(b**2))
+    for mask in range(1, 2**n):
+        cols = [j for j in range(n) if mask >> j & 1]
+        sol, *_ = np.linalg.lstsq(A[:, cols], b, rcond=None)
+        if np.all(sol >= 0):
+            x = np.zeros(n)
+            x[cols] = sol
+            cost = float(np.sum((A @ x - b) ** 2))
+            if cost < best_cost:
+                best, best_cost = x, cost
+    return best
