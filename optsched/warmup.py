@@ -23,6 +23,10 @@ the rate jitter); a non-finite loss leaves the average, and the rate, unchanged.
   (``optax.scale_by_lion``, the Muon direction, or normalised gradients).
 * :func:`fit_smoothness`: :math:`K_0, K_1, K_r` from curvature-versus-gap measurements on a
   short pilot (:func:`local_smoothness` measures the curvature along a step).
+
+The rate is a step length for a direction of unit norm. A direction of another norm (Lion's
+sign update has norm :math:`\sqrt{n}` for ``n`` parameters) moves :math:`\eta \|u\|`: divide
+the direction by its norm first, or measure the curvature in the same norm.
 """
 
 from __future__ import annotations
