@@ -17,11 +17,11 @@ context (:func:`float64`); the optax schedules it exports compute in the caller'
 
 from importlib.metadata import PackageNotFoundError as _NotFound
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
 
 from ._precision import float64
 from .dynamics.base import AbstractDynamics, Trajectory, UnsupportedScheduleError
 from .dynamics.momentum import MomentumRecursion
-from .dynamics.ode import ContinuousTime
 from .dynamics.sgd import BlockPropagation, StepRecursion, max_stable_lr
 from .evaluate import DivergenceError, loss_curve, make_spectrum
 from .export import batch_size_schedule, batches, to_csv, to_optax, to_optax_momentum
@@ -42,6 +42,9 @@ from .solver.solve import LBFGS, solve, solve_many
 from .transfer import transfer
 from .wallclock import BudgetSweep, budget_sweep
 from .warmup import Smoothness, fit_smoothness, scale_by_adaptive_warmup
+
+if TYPE_CHECKING:
+    from .dynamics.ode import ContinuousTime
 
 try:
     __version__ = _version("optsched")
@@ -111,3 +114,11 @@ __all__ = [
     # precision
     "float64",
 ]
+
+
+def __getattr__(name):  # diffrax loads only for the ODE dynamics
+    if name == "ContinuousTime":
+        from .dynamics.ode import ContinuousTime
+
+        return ContinuousTime
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

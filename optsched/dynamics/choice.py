@@ -37,7 +37,6 @@ from ..model.spectrum import ModeGrid, Spectrum, mode_grid, spectrum
 from ..schedule import Schedule
 from .base import AbstractDynamics
 from .momentum import MomentumRecursion
-from .ode import ContinuousTime
 from .sgd import BlockPropagation, StepRecursion
 
 __all__ = [
@@ -68,7 +67,12 @@ def dynamics_for(schedule: Schedule, method: Method = "auto") -> AbstractDynamic
         method = "blocks" if schedule.interpolation == "previous" else "scan"
     if method == "scan" and schedule.momentum is not None:
         return MomentumRecursion()
-    dynamics = {"scan": StepRecursion, "blocks": BlockPropagation, "ode": ContinuousTime}[method]()
+    if method == "ode":  # diffrax is imported only by those who ask for the ODE
+        from .ode import ContinuousTime
+
+        dynamics = ContinuousTime()
+    else:
+        dynamics = {"scan": StepRecursion, "blocks": BlockPropagation}[method]()
     dynamics.check(schedule)
     return dynamics
 
