@@ -66,6 +66,15 @@ def test_solve_on_the_fitted_problem_gives_real_units(fitted):
     assert fitted.predict(real)[-1] < fitted.predict(o.family("cosine", 1.0, 300))[-1]
 
 
+def test_the_largest_stable_peak_is_predicted_with_an_honest_error(fitted, truth):
+    value, stderr = fitted.max_stable_peak()
+    true = truth.problem.max_stable_lr() / truth.lr_scale
+    assert stderr > 0 and abs(value - true) < 4 * stderr + 1e-3 * true
+    assert value == pytest.approx(true, rel=0.05)
+    # the cap solve uses is 99% of it
+    assert fitted.default_lr_max() == pytest.approx(0.99 * value, rel=1e-12)
+
+
 def test_bad_runs_fail_clearly():
     sched = o.Schedule.constant(0.1, 10)
     with pytest.raises(ValueError, match="equal length"):

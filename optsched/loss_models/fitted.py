@@ -175,6 +175,28 @@ class FittedProblem(AbstractLossModel):
         """99% of the fitted model's largest stable constant rate, in real units."""
         return self.problem.default_lr_max() / self.lr_scale
 
+    def max_stable_peak(self) -> tuple[float, float]:
+        r"""The largest constant learning rate that does not diverge, in real units, and its
+        standard error: :math:`\eta_{max} = \eta^{model}_{max}(b, m) / s` with ``s`` the fitted
+        ``lr_scale``. The error is the delta method on the fit's covariance, with the
+        derivative in ``b`` by central differences (``a`` and ``sigma`` do not move the edge).
+        A peak above it makes the fitted model diverge; how close a real run can go is what the
+        pilots' rates tell (a peak far above them is an extrapolation)."""
+        value = self.problem.max_stable_lr() / self.lr_scale
+
+        def edge(b: float) -> float:
+            p = self.problem
+            moved = PowerLawProblem(p.a, b, sigma=p.sigma, batch=p.batch, features=p.features)
+            return moved.max_stable_lr()
+
+        b = float(self.problem.b)
+        h = 1e-4 * b
+        grad = np.zeros(6)
+        grad[1] = (edge(b + h) - edge(b - h)) / (2 * h) / self.lr_scale
+        grad[3] = -value / self.lr_scale
+        var = float(grad @ np.asarray(self.covariance) @ grad)
+        return float(value), math.sqrt(max(var, 0.0))
+
     @property
     def phase(self) -> str:
         return self.problem.phase
