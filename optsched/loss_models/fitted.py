@@ -186,8 +186,7 @@ class FittedProblem(AbstractLossModel):
 
         def edge(b: float) -> float:
             p = self.problem
-            moved = PowerLawProblem(p.a, b, sigma=p.sigma, batch=p.batch, features=p.features)
-            return moved.max_stable_lr()
+            return PowerLawProblem.from_dict({**p.to_dict(), "b": b}).max_stable_lr()
 
         b = float(self.problem.b)
         h = 1e-4 * b
