@@ -321,7 +321,6 @@ def _fit_model(kind: str, runs, allow_rising: bool = False):
 def cmd_fit(args) -> int:
     from .io import to_json, write_json
     from .loss_models.store import save_model
-    from .runs import read_runs
     from .solver.parameterisation import LearningRate
     from .solver.solve import solve
 
@@ -336,7 +335,7 @@ def cmd_fit(args) -> int:
     for target in (args.out, args.save_model):
         if target is not None:
             _check_writable(target, args.runs)
-    runs = read_runs(args.runs, loss=args.loss)
+    runs = _read_pilots(args.runs, args.loss, args.schedule)
     show = _progress(args.quiet)
     if show:
         show(f"fitting {MODELS[args.model]} to {len(runs)} runs")
@@ -397,6 +396,51 @@ def _check_writable(target, inputs) -> None:
     folder = target.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise UsageError(f"cannot write to {target}: {folder} is not a writable folder")
+
+
+def _named_schedule(spec):
+    """``--schedule``: a schedule file, or ``FAMILY:PEAK:STEPS`` (e.g. ``cosine:3e-4:24000``)."""
+    from .io import load
+    from .solver.baselines import FAMILIES, family
+
+    if spec is None:
+        return None
+    if pathlib.Path(spec).is_file():
+        return load(spec).schedule
+    parts = str(spec).split(":")
+    if len(parts) != 3 or parts[0] not in FAMILIES:
+        raise UsageError(
+            f"--schedule {spec}: not a file, nor FAMILY:PEAK:STEPS with FAMILY one of "
+            + ", ".join(FAMILIES)
+        )
+    try:
+        peak, steps = float(parts[1]), int(parts[2])
+    except ValueError:
+        raise UsageError(f"--schedule {spec}: PEAK must be a number and STEPS an integer") from None
+    if not (math.isfinite(peak) and peak > 0 and steps >= 1):
+        raise UsageError(f"--schedule {spec}: PEAK must be positive and STEPS >= 1")
+    return family(parts[0], peak, steps)
+
+
+def _has_lr_column(path) -> bool:
+    head = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore").lstrip()
+    if head.startswith("{"):
+        return True  # a W&B export logs its rates
+    first = head.splitlines()[0] if head else ""
+    return "lr" in {c.strip() for c in first.split(",")}
+
+
+def _read_pilots(paths, loss, schedule_spec):
+    """The runs of ``paths``; a CSV without an ``lr`` column takes its rates from
+    ``--schedule``."""
+    from .runs import read_run
+
+    schedule = _named_schedule(schedule_spec)
+    runs = []
+    for path in paths:
+        given = schedule if schedule is not None and not _has_lr_column(path) else None
+        runs += read_run(path, loss=loss, schedule=given)
+    return runs
 
 
 def _predict_target(path, loss):
@@ -595,6 +639,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="learning-rate cap in your units (default: the runs' largest rate)",
     )
     fit.add_argument("--out", default=None, help="schedule file to write (JSON), with --horizon")
+    fit.add_argument(
+        "--schedule",
+        default=None,
+        metavar="FILE|FAMILY:PEAK:STEPS",
+        help="the rates of run CSVs without an lr column: a schedule file, or a named schedule "
+        "such as cosine:3e-4:24000",
+    )
     fit.add_argument(
         "--allow-rising",
         action="store_true",

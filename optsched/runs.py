@@ -134,7 +134,8 @@ def _read_csv(path: pathlib.Path, text: str, schedule: Schedule | None) -> list[
     need = {"step", "loss"} | (set() if schedule is not None else {"lr"})
     missing = need - columns
     if missing:
-        raise RunFileError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        hint = " (or give the rates: schedule=, --schedule)" if missing == {"lr"} else ""
+        raise RunFileError(f"{path}: missing column(s) {', '.join(sorted(missing))}{hint}")
     rows: dict[str, list] = {}
     for line, row in enumerate(reader, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}

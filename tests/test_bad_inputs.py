@@ -209,6 +209,18 @@ CASES = [
         "history",
     ),
     (
+        "fit bad named schedule",
+        ["fit", "{run}", "--schedule", "staircase:1:2", "--save-model", "{dir}/m.json"],
+        2,
+        "FAMILY:PEAK:STEPS",
+    ),
+    (
+        "fit schedule peak",
+        ["fit", "{run}", "--schedule", "cosine:-1:400", "--save-model", "{dir}/m.json"],
+        2,
+        "PEAK",
+    ),
+    (
         "fit unknown model",
         ["fit", "{run}", "--model", "oracle", "--save-model", "{dir}/m.json"],
         2,

@@ -251,6 +251,23 @@ def test_predict_reads_a_schedule_file_and_model_files_are_checked(fitted_convex
     np.testing.assert_array_equal(again.predict(sol.schedule), model.predict(sol.schedule))
 
 
+def test_a_csv_without_rates_takes_them_from_a_named_schedule(tmp_path, capsys):
+    rows = np.loadtxt(EXCERPT / "constant_24000.csv", delimiter=",", skiprows=1)
+    run = tmp_path / "no_lr.csv"
+    run.write_text("step,loss\n" + "".join(f"{int(s)},{y}\n" for s, _, y in rows))
+    model = tmp_path / "m.json"
+    argv = ["fit", str(run), "--model", "convex", "--save-model", str(model), "--quiet"]
+    assert main(argv) == 2 and "--schedule" in capsys.readouterr().err
+    assert main([*argv, "--schedule", "constant:3e-4:24000"]) == 0
+    # the rates are the named schedule's (no warm-up, unlike the logged run), and the fit
+    # follows the losses it was given
+    fitted = load_model(model)
+    assert fitted.pilot_peaks == (3e-4, 3e-4)
+    sched = o.family("constant", 3e-4, 24000)
+    pred = fitted.predict(sched, rows[:, 0].astype(int))
+    assert np.max(np.abs(pred / rows[:, 2] - 1)) < 0.05
+
+
 def test_fit_refuses_to_overwrite_its_input(tmp_path, capsys):
     run = tmp_path / "run.csv"
     run.write_text((EXCERPT / "wsdcon_9.csv").read_text())
