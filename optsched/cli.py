@@ -443,8 +443,9 @@ def _read_pilots(paths, loss, schedule_spec):
     return runs
 
 
-def _predict_target(path, loss):
-    """``(schedule, steps, observed)`` of a RUN argument: a run file or a schedule file."""
+def _predict_target(path, loss, schedule=None):
+    """``(schedule, steps, observed)`` of a RUN argument: a run file or a schedule file
+    (``schedule``: the rates of a run CSV without an ``lr`` column)."""
     from .io import READABLE, load
     from .runs import read_run
 
@@ -454,7 +455,8 @@ def _predict_target(path, loss):
         T = sched.horizon
         steps = np.unique(np.round(np.geomspace(1, T, 200)).astype(np.int64))
         return sched, steps, None
-    runs = read_run(path, loss=loss)
+    given = schedule if schedule is not None and not _has_lr_column(path) else None
+    runs = read_run(path, loss=loss, schedule=given)
     if len(runs) != 1:
         raise UsageError(f"{path} holds {len(runs)} runs; predict reads one run per file")
     run = runs[0]
@@ -469,9 +471,10 @@ def cmd_predict(args) -> int:
     from .loss_models.store import load_model
 
     model = load_model(args.model)
+    rates = _named_schedule(args.schedule)
     out = []
     for path in args.runs:
-        sched, steps, observed = _predict_target(path, args.loss)
+        sched, steps, observed = _predict_target(path, args.loss, rates)
         predicted = model.predict(sched, steps)
         extrapolation = model.extrapolation(sched)
         if extrapolation is not None:
@@ -663,6 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run files (predicted at their logged steps) or schedule files",
     )
     predict.add_argument("--loss", choices=("val", "train"), default=None)
+    predict.add_argument(
+        "--schedule",
+        default=None,
+        metavar="FILE|FAMILY:PEAK:STEPS",
+        help="the rates of run CSVs without an lr column (as for fit)",
+    )
     predict.add_argument(
         "--json",
         action="store_true",

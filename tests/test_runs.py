@@ -263,6 +263,9 @@ def test_a_csv_without_rates_takes_them_from_a_named_schedule(tmp_path, capsys):
     # follows the losses it was given
     fitted = load_model(model)
     assert fitted.pilot_peaks == (3e-4, 3e-4)
+    capsys.readouterr()
+    assert main(["predict", str(model), str(run), "--schedule", "constant:3e-4:24000"]) == 0
+    assert "no_lr.csv" in capsys.readouterr().out
     sched = o.family("constant", 3e-4, 24000)
     pred = fitted.predict(sched, rows[:, 0].astype(int))
     assert np.max(np.abs(pred / rows[:, 2] - 1)) < 0.05
