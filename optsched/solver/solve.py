@@ -131,41 +131,29 @@ _lbfgs_batched_shared_blocks = eqx.filter_jit(
 _lbfgs_batched = eqx.filter_jit(eqx.filter_vmap(_lbfgs_run, in_axes=(0, 0, 0, 0, 0, None, 0)))
 
 
-def _over_devices(trees, size: int):
-    """Spread batched inputs (leading axis ``size``) over the local devices along that axis.
+def _over_devices(trees, maxiter):
+    """Spread batched inputs over the local devices along their leading (batch) axis.
 
-    On one device they are returned as they are. On ``D > 1`` devices the batch is padded to a
-    multiple of ``D`` by repeating its last entry with an iteration cap of 0 (the fifth input:
-    padded solves stop at once), and every array is placed with a ``NamedSharding`` over a
-    one-axis mesh, so the compiled program runs each device's share of the solves; the caller
-    keeps the first ``size`` results. Results equal the single-device ones.
+    ``trees`` are stacked pytrees and ``maxiter`` the per-solve iteration caps, all with the
+    batch of ``B`` solves on axis 0. On one device they are returned as they are. On ``D > 1``
+    devices the batch is padded to a multiple of ``D`` by repeating its last entry with an
+    iteration cap of 0 (padded solves stop at once), and every array is placed with a
+    ``NamedSharding`` over a one-axis mesh, so the compiled program runs each device's share of
+    the solves; the caller keeps the first ``B`` results. Results equal the single-device ones.
     """
     devices = jax.local_devices()
-    D = len(devices)
-    if D == 1:
-        return trees
-    padded = -(-size // D) * D
-    extra = padded - size
-
-    def pad(x, zero=False):
-        if x is None or not hasattr(x, "shape") or x.ndim == 0 or x.shape[0] != size:
-            return x
-        tail = jnp.zeros_like(x[-1:]) if zero else x[-1:]
-        return jnp.concatenate([x] + [tail] * extra) if extra else x
-
-    trees = tuple(
-        jax.tree.map(lambda x, z=(i == 4): pad(x, z), t) if t is not None else None
-        for i, t in enumerate(trees)
-    )
+    if len(devices) == 1:
+        return trees, maxiter
+    size = maxiter.shape[0]
+    extra = -(-size // len(devices)) * len(devices) - size
     mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
     batch = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
 
-    def place(x):
-        if hasattr(x, "shape") and x.ndim > 0 and x.shape[0] == padded:
-            return jax.device_put(x, batch)
-        return x
+    def spread(x, tail):
+        return jax.device_put(jnp.concatenate([x] + [tail] * extra), batch)
 
-    return tuple(jax.tree.map(place, t) if t is not None else None for t in trees)
+    trees = jax.tree.map(lambda x: spread(x, x[-1:]), trees)
+    return trees, spread(maxiter, jnp.zeros_like(maxiter[-1:]))
 
 
 def _stack(trees):
@@ -234,10 +222,9 @@ def _refine(
                 _stack(theta0),
                 _stack(objectives),
                 None if shared else _stack(blocks),
-                cap,
                 tol,
             )
-            c, t0, obj, blk, mi, tl = _over_devices(mapped, B)
+            (c, t0, obj, blk, tl), mi = _over_devices(mapped, cap)
             out = fn(c, t0, obj, blocks[0] if shared else blk, mi, jnp.asarray(gtol), tl)
             out = jax.tree.map(lambda x: x[:B], out)
         theta, new_values, iters, gnorms = (np.asarray(x) for x in out)
