@@ -64,8 +64,8 @@ def least_squares_fit(
 
     Returns ``(theta, cost, jacobian)`` at the best optimum, or raises if every start diverged.
     """
-    n = int(np.size(residuals(jnp.asarray(starts[0], dtype=float), data)))
-    p = int(np.size(starts[0]))
+    first = residuals(jnp.asarray(starts[0], dtype=float), data)
+    n, p = int(first.size), int(np.size(starts[0]))
     if n <= p:
         raise ValueError(
             f"the pilot runs give {n} losses after warm-up to fit {p} parameters; at least "
@@ -73,12 +73,13 @@ def least_squares_fit(
         )
     scout = min(scout_steps, max_steps) if len(starts) > 1 else 0
     best = None
-    for theta0 in starts:
-        theta, cost, done = (
-            _lm(residuals, theta0, data, scout) if scout else (jnp.asarray(theta0), None, False)
-        )
-        if cost is None:
-            cost = float(jnp.sum(residuals(theta, data) ** 2))
+    for i, theta0 in enumerate(starts):
+        if scout:
+            theta, cost, done = _lm(residuals, theta0, data, scout)
+        else:  # polished below from where it starts
+            theta, done = jnp.asarray(theta0, dtype=float), False
+            r = first if i == 0 else residuals(theta, data)
+            cost = float(jnp.sum(r**2))
         if math.isfinite(cost) and (best is None or cost < best[1]):
             best = (theta, cost, done)
     if best is None:
