@@ -422,32 +422,29 @@ def _named_schedule(spec):
     return family(parts[0], peak, steps)
 
 
-def _has_lr_column(path) -> bool:
-    head = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore").lstrip()
-    if head.startswith("{"):
-        return True  # a W&B export logs its rates
-    first = head.splitlines()[0] if head else ""
-    return "lr" in {c.strip() for c in first.split(",")}
+def _read_run_file(path, loss, schedule):
+    """The run(s) of one RUN file; a CSV without an ``lr`` column takes its rates from
+    ``schedule`` (``--schedule``), a file that logs its rates keeps them."""
+    from .runs import read_run
+
+    if schedule is not None:
+        head = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore").lstrip()
+        first = head.splitlines()[0] if head else ""
+        if head.startswith("{") or "lr" in {c.strip() for c in first.split(",")}:
+            schedule = None  # a W&B export or a CSV with an lr column logs its rates
+    return read_run(path, loss=loss, schedule=schedule)
 
 
 def _read_pilots(paths, loss, schedule_spec):
-    """The runs of ``paths``; a CSV without an ``lr`` column takes its rates from
-    ``--schedule``."""
-    from .runs import read_run
-
+    """The runs of ``paths`` (:func:`_read_run_file` each)."""
     schedule = _named_schedule(schedule_spec)
-    runs = []
-    for path in paths:
-        given = schedule if schedule is not None and not _has_lr_column(path) else None
-        runs += read_run(path, loss=loss, schedule=given)
-    return runs
+    return [run for path in paths for run in _read_run_file(path, loss, schedule)]
 
 
 def _predict_target(path, loss, schedule=None):
     """``(schedule, steps, observed)`` of a RUN argument: a run file or a schedule file
     (``schedule``: the rates of a run CSV without an ``lr`` column)."""
     from .io import READABLE, load
-    from .runs import read_run
 
     text_start = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore")
     if any(fmt in text_start for fmt in READABLE):
@@ -455,8 +452,7 @@ def _predict_target(path, loss, schedule=None):
         T = sched.horizon
         steps = np.unique(np.round(np.geomspace(1, T, 200)).astype(np.int64))
         return sched, steps, None
-    given = schedule if schedule is not None and not _has_lr_column(path) else None
-    runs = read_run(path, loss=loss, schedule=given)
+    runs = _read_run_file(path, loss, schedule)
     if len(runs) != 1:
         raise UsageError(f"{path} holds {len(runs)} runs; predict reads one run per file")
     run = runs[0]
@@ -539,6 +535,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _model_and_files(parser, dest: str, metavar: str, text: str) -> None:
+    """The arguments ``predict`` and ``rank`` share: a model file, the files it reads, and
+    which logged loss of a weights-and-biases export to read."""
+    parser.add_argument("model", metavar="MODEL.json", help="written by optsched fit")
+    parser.add_argument(dest, nargs="+", metavar=metavar, help=text)
+    parser.add_argument("--loss", choices=("val", "train"), default=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -658,14 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(func=cmd_fit)
 
     predict = sub.add_parser("predict", help="a fitted model's loss curves for runs or schedules")
-    predict.add_argument("model", metavar="MODEL.json", help="written by optsched fit")
-    predict.add_argument(
-        "runs",
-        nargs="+",
-        metavar="RUN",
-        help="run files (predicted at their logged steps) or schedule files",
+    _model_and_files(
+        predict, "runs", "RUN", "run files (predicted at their logged steps) or schedule files"
     )
-    predict.add_argument("--loss", choices=("val", "train"), default=None)
     predict.add_argument(
         "--schedule",
         default=None,
@@ -684,14 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="order candidate schedules by a fitted model's "
         "predicted final loss, with uncertainties",
     )
-    ranker.add_argument("model", metavar="MODEL.json", help="written by optsched fit")
-    ranker.add_argument(
-        "candidates",
-        nargs="+",
-        metavar="CANDIDATE",
-        help="schedule files or run files (their schedules)",
+    _model_and_files(
+        ranker, "candidates", "CANDIDATE", "schedule files or run files (their schedules)"
     )
-    ranker.add_argument("--loss", choices=("val", "train"), default=None)
     ranker.add_argument("--json", action="store_true", help="print one JSON object")
     ranker.set_defaults(func=cmd_rank)
 
