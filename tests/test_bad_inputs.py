@@ -53,7 +53,7 @@ FILES = {
             "params": [float("nan")] * 7,
             "lr_unit": 1e-3,
         }
-    ).replace("NaN", "NaN"),
+    ),
     "model_kind.json": json.dumps({"format": "optsched.model/1", "kind": "Oracle"}),
     "model_wrong_size.json": json.dumps(
         {"format": "optsched.model/1", "kind": "MultiPowerLaw", "params": [1, 2], "lr_unit": 1}

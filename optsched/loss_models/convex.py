@@ -95,14 +95,11 @@ def convex_bound_at(lr, steps, u=1.0, v=1.0):
     lr = jnp.asarray(lr, dtype=float)
     T = lr.shape[0]
     v = jnp.asarray(v, dtype=float)
-    if v.ndim == 0:
-        g2 = jnp.full((T,), 1.0) * v
-    elif v.shape == (T,):
-        g2 = v
-    else:
+    if v.ndim != 0 and v.shape != (T,):
         raise ValueError(
             f"v must be a scalar G^2 or per-step G_t^2 of shape ({T},), got shape {v.shape}"
         )
+    g2 = jnp.broadcast_to(v, (T,))
     cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr)])  # cum[t] = sum_{tau < t}
     cum2 = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr**2 * g2)])
     k = jnp.arange(T)

@@ -86,7 +86,7 @@ def _horizon_colors(n: int):
     return [matplotlib.colormaps["viridis"](x) for x in np.linspace(0.0, 0.9, n)]
 
 
-def _plain_minor_ticks(ax) -> None:
+def _readable_log_ticks(ax) -> None:
     """Readable log axes: no labels on minor ticks (they collide), and an axis spanning fewer
     than two decades labelled at 1, 2 and 5 times each power of ten in plain numbers, so that it
     never shows a single labelled tick."""
@@ -110,7 +110,7 @@ def _finish(*axes, fontsize: int = 8) -> None:
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(frameon=False, fontsize=fontsize)
-        _plain_minor_ticks(ax)
+        _readable_log_ticks(ax)
 
 
 def _per_horizon(ax, solutions, value) -> None:
@@ -164,7 +164,7 @@ def plot_easy_collapse(solutions, *, xi: float, delta: float):
     )
     for ax in (ax1, ax2):
         ax.grid(True, which="both", alpha=0.3)
-        _plain_minor_ticks(ax)
+        _readable_log_ticks(ax)
     ax2.legend(frameon=False, fontsize=8)
     return fig
 
@@ -224,7 +224,7 @@ def plot_loss_scaling(panels: dict):
         ax.set(
             xlabel="horizon $T$ (steps)", ylabel=r"final excess loss $L_T$", title=f"{label} phase"
         )
-        _plain_minor_ticks(ax)
+        _readable_log_ticks(ax)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(frameon=False, fontsize=7)
     return fig
