@@ -141,19 +141,78 @@ def sequence_loss(model, seq):
 
 
 # ------------------------------------------------------------------------------ training
-def make_trainer(cfg, train_tokens, val_tokens, val_seqs: int = 256, evals: int = 10):
-    """A compiled ``run(key, lr_table) -> (val_losses, train_losses)`` for one configuration;
-    the losses are measured ``evals`` times, evenly spaced, the last after the final step."""
-    C, B, T = cfg["context"], cfg["batch"], cfg["steps"]
-    train_tokens = jnp.asarray(train_tokens, dtype=jnp.int32)
-    starts = np.linspace(0, len(val_tokens) - C - 2, val_seqs).astype(np.int64)
-    val_batch = jnp.asarray(np.stack([val_tokens[s : s + C + 1] for s in starts]), dtype=jnp.int32)
-    optimizer = optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.1)
-    chunk = T // evals
+def _sampler(cfg, train_tokens):
+    """``batch_at(key)``: ``batch`` random windows of ``context + 1`` training bytes."""
+    C, B = cfg["context"], cfg["batch"]
+    tokens = jnp.asarray(train_tokens, dtype=jnp.int32)
 
     def batch_at(key):
-        offsets = jax.random.randint(key, (B,), 0, train_tokens.shape[0] - C - 1)
-        return jax.vmap(lambda s: jax.lax.dynamic_slice(train_tokens, (s,), (C + 1,)))(offsets)
+        offsets = jax.random.randint(key, (B,), 0, tokens.shape[0] - C - 1)
+        return jax.vmap(lambda s: jax.lax.dynamic_slice(tokens, (s,), (C + 1,)))(offsets)
+
+    return batch_at
+
+
+def _model(cfg, key):
+    """A fresh model as ``(params, static, loss_fn)``; ``loss_fn(params, seqs)`` is the mean
+    next-byte loss over a batch of sequences."""
+    model = ByteTransformer(cfg["width"], cfg["layers"], cfg["heads"], cfg["context"], key)
+    params, static = eqx.partition(model, eqx.is_array)
+
+    def loss_fn(params, seqs):
+        m = eqx.combine(params, static)
+        return jnp.mean(jax.vmap(sequence_loss, in_axes=(None, 0))(m, seqs))
+
+    return params, static, loss_fn
+
+
+def curvature_pilot(cfg, train_tokens, optimiser, lr: float, steps: int, key):
+    r"""A short pilot at the constant rate ``lr`` that measures, at every step, the minibatch loss
+    and the curvature along the step on that same batch,
+    :math:`\langle g(x') - g(x), x' - x\rangle / \eta^2` (``optsched.warmup.local_smoothness``
+    with ``lr``). Returns ``(losses, curvatures)``, each of shape ``(steps,)``."""
+    init_key, data_key = jax.random.split(key)
+    params, _, loss_fn = _model(cfg, init_key)
+    batch_at = _sampler(cfg, train_tokens)
+    optimizer = optax.with_extra_args_support(optimiser(jnp.full(steps, lr, F32)))
+
+    def step(carry, key):
+        params, state = carry
+        seqs = batch_at(key)
+        loss, grads = jax.value_and_grad(loss_fn)(params, seqs)
+        updates, state = optimizer.update(grads, state, params, value=loss)
+        new = optax.apply_updates(params, updates)
+        moved = jax.grad(loss_fn)(new, seqs)
+        leaves = zip(*(jax.tree.leaves(t) for t in (moved, grads, updates)), strict=True)
+        kappa = sum(jnp.sum((g1 - g0) * u) for g1, g0, u in leaves) / lr**2
+        return (new, state), (loss, kappa)
+
+    init = (params, optimizer.init(params))
+    _, (losses, kappas) = jax.jit(lambda c, k: jax.lax.scan(step, c, k))(
+        init, jax.random.split(data_key, steps)
+    )
+    return np.asarray(losses), np.asarray(kappas)
+
+
+def adamw(lr_table):
+    """AdamW (weight decay 0.1) at the rate ``lr_table[t]`` on step ``t``."""
+    return optax.adamw(lambda count: lr_table[count], weight_decay=0.1)
+
+
+def make_trainer(
+    cfg, train_tokens, val_tokens, val_seqs: int = 256, evals: int = 10, optimiser=adamw
+):
+    """A compiled ``run(key, lr_table) -> (val_losses, train_losses)`` for one configuration;
+    the losses are measured ``evals`` times, evenly spaced, the last after the final step.
+
+    ``optimiser(lr_table)`` builds the optax transformation of a run from its per-step table
+    (traced, so one compilation serves every table); it receives the minibatch loss of each step
+    as the extra argument ``value`` (a loss-driven rate may read it; others ignore it)."""
+    C, T = cfg["context"], cfg["steps"]
+    starts = np.linspace(0, len(val_tokens) - C - 2, val_seqs).astype(np.int64)
+    val_batch = jnp.asarray(np.stack([val_tokens[s : s + C + 1] for s in starts]), dtype=jnp.int32)
+    chunk = T // evals
+    batch_at = _sampler(cfg, train_tokens)
 
     def val_loss(model):
         return jnp.mean(jax.vmap(sequence_loss, in_axes=(None, 0))(model, val_batch))
@@ -161,30 +220,22 @@ def make_trainer(cfg, train_tokens, val_tokens, val_seqs: int = 256, evals: int 
     @eqx.filter_jit
     def run(key, lr_table):
         init_key, data_key = jax.random.split(key)
-        model = ByteTransformer(cfg["width"], cfg["layers"], cfg["heads"], C, init_key)
-        params, static = eqx.partition(model, eqx.is_array)
+        params, static, loss_fn = _model(cfg, init_key)
+        optimizer = optax.with_extra_args_support(optimiser(lr_table))
         state = optimizer.init(params)
 
-        def loss_fn(params, seqs):
-            m = eqx.combine(params, static)
-            return jnp.mean(jax.vmap(sequence_loss, in_axes=(None, 0))(m, seqs))
-
-        def step(carry, inp):
+        def step(carry, key):
             params, state = carry
-            key, lr = inp
             loss, grads = jax.value_and_grad(loss_fn)(params, batch_at(key))
-            state.hyperparams["learning_rate"] = lr
-            updates, state = optimizer.update(grads, state, params)
+            updates, state = optimizer.update(grads, state, params, value=loss)
             return (optax.apply_updates(params, updates), state), loss
 
-        def segment(carry, inp):
-            keys, lrs = inp
-            carry, losses = jax.lax.scan(step, carry, (keys, lrs))
+        def segment(carry, keys):
+            carry, losses = jax.lax.scan(step, carry, keys)
             return carry, (val_loss(eqx.combine(carry[0], static)), jnp.mean(losses))
 
         keys = jax.random.split(data_key, evals * chunk).reshape(evals, chunk, 2)
-        lrs = lr_table[: evals * chunk].reshape(evals, chunk)
-        _, (vals, trains) = jax.lax.scan(segment, (params, state), (keys, lrs))
+        _, (vals, trains) = jax.lax.scan(segment, (params, state), keys)
         return vals, trains
 
     return run

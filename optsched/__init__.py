@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError as _NotFound
 from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
+from . import distributed
 from ._precision import float64
 from .dynamics.base import AbstractDynamics, Trajectory, UnsupportedScheduleError
 from .dynamics.momentum import MomentumRecursion
@@ -41,7 +42,13 @@ from .solver.solution import RESULTS, Solution, SolveError
 from .solver.solve import LBFGS, solve, solve_many
 from .transfer import transfer
 from .wallclock import BudgetSweep, budget_sweep
-from .warmup import Smoothness, fit_smoothness, scale_by_adaptive_warmup
+from .warmup import (
+    Smoothness,
+    estimate_loss_star,
+    fit_smoothness,
+    scale_by_adaptive_warmup,
+    smoothness_from_pilot,
+)
 
 if TYPE_CHECKING:
     from .dynamics.ode import ContinuousTime
@@ -89,6 +96,7 @@ __all__ = [
     "transfer",
     "BudgetSweep",
     "budget_sweep",
+    "distributed",
     # loss models of real runs and their fits
     "AbstractLossModel",
     "FittedProblem",
@@ -101,8 +109,10 @@ __all__ = [
     "refine_from_grad_norms",
     # loss-driven adaptive warm-up (norm-constrained optimisers)
     "Smoothness",
+    "estimate_loss_star",
     "fit_smoothness",
     "scale_by_adaptive_warmup",
+    "smoothness_from_pilot",
     # files and export
     "load",
     "ScheduleFileError",

@@ -530,6 +530,42 @@ def cmd_rank(args) -> int:
     return 0
 
 
+def cmd_max_peak(args) -> int:
+    from .loss_models.fitted import FittedProblem
+    from .loss_models.store import load_model
+
+    model = load_model(args.model)
+    if not isinstance(model, FittedProblem):
+        raise UsageError(
+            f"{args.model} holds a {type(model).__name__}; divergence is predicted by the "
+            "power-law model (fit --model plrf): the multi-power law and the convex bound "
+            "have no stability edge"
+        )
+    value, stderr = model.max_stable_peak(_named_schedule(args.schedule))
+    pilots = model.pilot_peaks
+    if pilots is not None and value > 4 * max(pilots):
+        print(
+            f"warning: the edge lies {value / max(pilots):.1f}x above the pilots' peak "
+            f"{max(pilots):.3g}: an extrapolation of the fit",
+            file=sys.stderr,
+        )
+    out = {
+        "model": args.model,
+        "schedule": args.schedule or "constant",
+        "max_stable_peak": value,
+        "stderr": stderr,
+        "pilot_peaks": None if pilots is None else [float(p) for p in pilots],
+    }
+    if args.json:
+        print(json.dumps(out, allow_nan=False))
+    else:
+        print(
+            f"largest stable peak learning rate ({out['schedule']}): {value:.4g} +- {stderr:.2g}"
+            " (the fit's uncertainty; above it the fitted model diverges)"
+        )
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``optsched CMD: error: ...`` (see ``--help``), status 2."""
 
@@ -688,6 +724,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ranker.add_argument("--json", action="store_true", help="print one JSON object")
     ranker.set_defaults(func=cmd_rank)
+
+    peak = sub.add_parser(
+        "max-peak",
+        help="the largest peak learning rate that does not diverge, from a fitted "
+        "power-law model (plrf)",
+    )
+    peak.add_argument("model", metavar="MODEL.json", help="written by optsched fit --model plrf")
+    peak.add_argument(
+        "--schedule",
+        default=None,
+        metavar="FILE|FAMILY:PEAK:STEPS",
+        help="the schedule whose peak is scaled (its own peak is ignored); default constant",
+    )
+    peak.add_argument("--json", action="store_true", help="print one JSON object")
+    peak.set_defaults(func=cmd_max_peak)
 
     rep = sub.add_parser(
         "reproduce",

@@ -22,11 +22,14 @@ the rate jitter); a non-finite loss leaves the average, and the rate, unchanged.
   updates by :math:`-\eta_t`, so it replaces ``optax.scale_by_learning_rate`` after a direction
   (``optax.scale_by_lion``, the Muon direction, or normalised gradients).
 * :func:`fit_smoothness`: :math:`K_0, K_1, K_r` from curvature-versus-gap measurements on a
-  short pilot (:func:`local_smoothness` measures the curvature along a step).
+  short pilot (:func:`local_smoothness` measures the curvature along a step);
+  :func:`estimate_loss_star` the floor :math:`f^*` of the pilot's losses, and
+  :func:`smoothness_from_pilot` both in one call.
 
-The rate is a step length for a direction of unit norm. A direction of another norm (Lion's
-sign update has norm :math:`\sqrt{n}` for ``n`` parameters) moves :math:`\eta \|u\|`: divide
-the direction by its norm first, or measure the curvature in the same norm.
+The rate is a step length for a direction of unit norm. Measure the curvature in the norm the
+optimiser's direction has unit size in (``local_smoothness(..., lr=...)``: Lion's sign vector in
+:math:`\ell_\infty`, Muon's in the spectral norm); measured in another (Euclidean for Lion,
+whose update has Euclidean norm :math:`\sqrt{n}`), the constants are off by that factor.
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ __all__ = [
     "AdaptiveWarmupState",
     "Smoothness",
     "adaptive_rate",
+    "estimate_loss_star",
     "fit_smoothness",
     "local_smoothness",
     "scale_by_adaptive_warmup",
+    "smoothness_from_pilot",
 ]
 
 
@@ -66,12 +71,13 @@ class Smoothness(NamedTuple):
 
 class AdaptiveWarmupState(NamedTuple):
     """``count`` of updates, ``average`` loss (EMA, bias-corrected through ``weight``), the
-    ``rate`` last applied."""
+    ``rate`` last applied, and whether the warm-up is ``over`` (only with a ``decay``)."""
 
     count: jax.Array
     average: jax.Array
     weight: jax.Array
     rate: jax.Array
+    over: jax.Array
 
 
 def adaptive_rate(smoothness: Smoothness, loss, *, min_lr: float, max_lr: float):
@@ -88,15 +94,24 @@ def scale_by_adaptive_warmup(
     min_lr: float,
     max_lr: float,
     smoothing: float = 0.9,
+    decay: optax.Schedule | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Multiply updates by :math:`-\eta_t`, the loss-driven rate (module docstring).
 
     Call ``update(updates, state, params, value=loss)`` with the loss of the current step.
 
+    Without ``decay`` the rate is the clipped loss-driven one throughout: it rises while the gap
+    is large and falls by itself once :math:`D < \sqrt{K_0/K_r}`. With ``decay`` (an optax
+    schedule of the step with values in ``[0, 1]``, e.g. a cosine of peak 1), the loss decides
+    only the warm-up: the rate is :math:`\mathrm{clip}(D_t/L(D_t))\, d(t)` until the loss-driven
+    rate first reaches ``max_lr``, and :math:`\eta_{max}\, d(t)` from then on, whatever the loss
+    does. That is a fixed warm-up ``min(1, t / t_w) d(t)`` whose length :math:`t_w` the loss sets.
+
     Args:
         smoothness: :math:`K_0, K_1, K_r, r, f^*` (:func:`fit_smoothness`).
         min_lr, max_lr: the clip; ``0 < min_lr <= max_lr``.
         smoothing: EMA factor of the observed losses, in ``[0, 1)`` (0: no averaging).
+        decay: the multiplier after (and during) the warm-up, or ``None``.
     """
     if not (0 < min_lr <= max_lr and math.isfinite(max_lr)):
         raise ValueError(f"need 0 < min_lr <= max_lr < inf, got {min_lr}, {max_lr}")
@@ -113,7 +128,11 @@ def scale_by_adaptive_warmup(
         del params
         zero = jnp.zeros([], jnp.float32)
         return AdaptiveWarmupState(
-            jnp.zeros([], jnp.int32), zero, zero, jnp.asarray(min_lr, jnp.float32)
+            jnp.zeros([], jnp.int32),
+            zero,
+            zero,
+            jnp.asarray(min_lr, jnp.float32),
+            jnp.zeros([], bool),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -126,18 +145,45 @@ def scale_by_adaptive_warmup(
         average = jnp.where(ok, smoothing * state.average + (1 - smoothing) * value, state.average)
         seen = weight > 0
         loss = jnp.where(seen, average / jnp.where(seen, weight, 1.0), jnp.inf)
-        rate = jnp.where(
-            seen, adaptive_rate(smoothness, loss, min_lr=min_lr, max_lr=max_lr), state.rate
-        ).astype(jnp.float32)
+        driven = adaptive_rate(smoothness, loss, min_lr=min_lr, max_lr=max_lr)
+        over = state.over
+        if decay is None:
+            rate = jnp.where(seen, driven, state.rate)
+        else:  # the warm-up ends for good the first time the loss allows max_lr
+            over = over | (seen & (driven >= max_lr))
+            warm = jnp.where(over, max_lr, jnp.where(seen, driven, min_lr))
+            rate = warm * jnp.clip(jnp.asarray(decay(state.count), jnp.float32), 0.0, 1.0)
+        rate = rate.astype(jnp.float32)
         updates = jax.tree_util.tree_map(lambda u: (-rate).astype(u.dtype) * u, updates)
-        return updates, AdaptiveWarmupState(state.count + 1, average, weight, rate)
+        return updates, AdaptiveWarmupState(state.count + 1, average, weight, rate, over)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def local_smoothness(grad_fn, params, next_params) -> float:
-    r"""Curvature along a step: :math:`\|\nabla f(x') - \nabla f(x)\| / \|x' - x\|` (Euclidean
-    norms over all leaves); what the pilot records against the gap."""
+def local_smoothness(grad_fn, params, next_params, *, lr: float | None = None) -> float:
+    r"""Curvature along a step, what the pilot records against the gap.
+
+    Without ``lr``: :math:`\|\nabla f(x') - \nabla f(x)\| / \|x' - x\|` (Euclidean norms over
+    all leaves). With ``lr``, the step :math:`x' = x - \eta u` of an optimiser's direction
+    :math:`u`: :math:`\langle \nabla f(x') - \nabla f(x),\, x' - x\rangle / \eta^2`
+    (:math:`\approx u^\top H u`), the curvature per unit rate squared, so that
+    :math:`f(x - \eta u) \approx f(x) - \eta \langle g, u\rangle + \tfrac12 \kappa \eta^2`.
+    For a direction of unit norm in the optimiser's own norm (Lion's sign vector in
+    :math:`\ell_\infty`, Muon's orthogonalised matrix in the spectral norm, normalised SGD in
+    :math:`\ell_2`) this is the smoothness in that norm, and the rate it gives is in the
+    optimiser's own learning-rate units.
+    """
+    if lr is not None:
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be positive and finite, got {lr}")
+        pairs = zip(
+            jax.tree.leaves(grad_fn(next_params)),
+            jax.tree.leaves(grad_fn(params)),
+            jax.tree.leaves(next_params),
+            jax.tree.leaves(params),
+            strict=True,
+        )
+        return sum(float(jnp.sum((g1 - g0) * (x1 - x0))) for g1, g0, x1, x0 in pairs) / lr**2
 
     def squared_distance(x, y) -> float:
         pairs = zip(jax.tree.leaves(x), jax.tree.leaves(y), strict=True)
@@ -170,6 +216,51 @@ def fit_smoothness(gaps, curvatures, *, r: float = 2.0, loss_star: float = 0.0) 
     A = np.stack([np.ones_like(D), D, D**r], axis=1) / L[:, None]
     coef = _nnls(A, np.ones_like(D))
     return Smoothness(float(coef[0]), float(coef[1]), float(coef[2]), float(r), float(loss_star))
+
+
+def estimate_loss_star(steps, losses) -> float:
+    r"""The loss floor :math:`f^*` of a pilot's curve, fitted as :math:`f^* + A\,t^{-\alpha}`.
+
+    For each :math:`\alpha` on a grid over ``[0.02, 3]`` the floor and :math:`A \ge 0` are linear
+    least squares (the floor held in ``[0, min f)``); the :math:`\alpha` with the least residual
+    wins. A short pilot sees little of the floor, so read this as the floor of the power law
+    that fits the pilot, not as the loss the run will reach.
+
+    Args:
+        steps: positive, strictly increasing steps, shape ``(n,)``, ``n >= 4``.
+        losses: the (smoothed) losses at them, finite and positive.
+    """
+    t = np.asarray(steps, dtype=np.float64)
+    f = np.asarray(losses, dtype=np.float64)
+    if t.shape != f.shape or t.ndim != 1 or t.size < 4:
+        raise ValueError("steps and losses must be 1-d of the same length, at least 4")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(f)) and np.all(f > 0)):
+        raise ValueError("steps and losses must be finite, losses positive")
+    if t[0] <= 0 or np.any(np.diff(t) <= 0):
+        raise ValueError("steps must be positive and strictly increasing")
+    best, best_cost = 0.0, math.inf
+    for alpha in np.geomspace(0.02, 3.0, 200):
+        x = t**-alpha
+        A = np.stack([np.ones_like(x), x], axis=1)
+        (floor, amp), *_ = np.linalg.lstsq(A, f, rcond=None)
+        floor = float(np.clip(floor, 0.0, (1 - 1e-9) * f.min()))
+        amp = max(float(np.dot(x, f - floor) / np.dot(x, x)), 0.0)
+        cost = float(np.sum((floor + amp * x - f) ** 2))
+        if cost < best_cost:
+            best, best_cost = floor, cost
+    return best
+
+
+def smoothness_from_pilot(steps, losses, curvatures, *, r: float = 2.0) -> Smoothness:
+    r""":math:`f^*` (:func:`estimate_loss_star`) and then :math:`K_0, K_1, K_r`
+    (:func:`fit_smoothness` on the gaps :math:`D_i = f_i - f^*`) from one pilot.
+
+    ``curvatures[i]`` is the curvature measured at ``steps[i]`` along the optimiser's step
+    (:func:`local_smoothness`), in the norm the rate is meant for (module docstring).
+    """
+    loss_star = estimate_loss_star(steps, losses)
+    gaps = np.asarray(losses, dtype=np.float64) - loss_star
+    return fit_smoothness(gaps, curvatures, r=r, loss_star=loss_star)
 
 
 def _nnls(A, b):

@@ -231,6 +231,8 @@ CASES = [
     ("fit horizon without out", ["fit", "{run}", "--horizon", "500"], 2, "out"),
     # predict / rank: model files
     ("predict missing model", ["predict", "{dir}/absent.json", "{run}"], 2, "absent"),
+    ("max-peak missing model", ["max-peak", "{dir}/absent.json"], 2, "absent"),
+    ("max-peak of a convex bound", ["max-peak", "{model}"], 2, "no stability edge"),
     ("predict schedule as model", ["predict", "{good}", "{run}"], 2, "model file"),
     ("predict NaN parameters", ["predict", "{dir}/model_nan.json", "{run}"], 2, "params"),
     ("predict unknown kind", ["predict", "{dir}/model_kind.json", "{run}"], 2, "Oracle"),

@@ -1,5 +1,7 @@
 """Fitting the model to pilot runs: recovery on synthetic truth, held-out prediction, errors."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,22 @@ def test_the_largest_stable_peak_is_predicted_with_an_honest_error(fitted, truth
     assert fitted.default_lr_max() == pytest.approx(0.99 * value, rel=1e-12)
 
 
+def test_the_stable_peak_of_a_schedule_is_where_its_curve_first_rises(fitted):
+    edge, edge_err = fitted.max_stable_peak()
+    constant, _ = fitted.max_stable_peak(o.Schedule.constant(1.0, 300))
+    assert constant == pytest.approx(edge, rel=0.02)  # held for 300 steps: the constant edge
+    cosine, cosine_err = fitted.max_stable_peak(o.family("cosine", 0.3, 300))  # peak ignored
+    assert cosine >= constant * (1 - 1e-3) and cosine_err == pytest.approx(edge_err * cosine / edge)
+
+    shape = np.asarray(o.family("cosine", 1.0, 300).per_step(1)[0])
+
+    def rises(peak):
+        curve = np.asarray(fitted.curve(peak * shape))
+        return curve[1:].max() > curve[0]
+
+    assert not rises(0.999 * cosine) and rises(1.01 * cosine)
+
+
 def test_bad_runs_fail_clearly():
     sched = o.Schedule.constant(0.1, 10)
     with pytest.raises(ValueError, match="equal length"):
@@ -97,3 +115,19 @@ def test_predictions_as_a_function_of_the_parameters_match_predict(fitted):
         lr = sched.per_step(1.0)[0]
         at = np.asarray(fitted.curve_at_parameters(values, lr, steps))
     np.testing.assert_allclose(at, fitted.predict(sched, steps), rtol=1e-6)
+
+
+def test_max_peak_command_prints_the_models_edge(fitted, tmp_path, capsys):
+    from optsched.cli import main
+    from optsched.loss_models.store import save_model
+
+    path = tmp_path / "plrf.json"
+    save_model(fitted, path)
+    capsys.readouterr()
+    assert main(["max-peak", str(path), "--schedule", "cosine:1:300", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    value, stderr = fitted.max_stable_peak(o.family("cosine", 1.0, 300))
+    assert out["max_stable_peak"] == pytest.approx(value, rel=1e-6)
+    assert out["stderr"] == pytest.approx(stderr, rel=1e-6)
+    assert main(["max-peak", str(path)]) == 0
+    assert "largest stable peak learning rate (constant)" in capsys.readouterr().out

@@ -10,9 +10,11 @@ import pytest
 from optsched.warmup import (
     Smoothness,
     adaptive_rate,
+    estimate_loss_star,
     fit_smoothness,
     local_smoothness,
     scale_by_adaptive_warmup,
+    smoothness_from_pilot,
 )
 
 S = Smoothness(K0=1.0, K1=0.0, Kr=1.0, r=2.0, loss_star=0.5)
@@ -71,30 +73,82 @@ def test_fit_recovers_known_constants_and_the_curvature_along_a_step():
 
     x = jnp.array([1.0, 2.0, 3.0])
     assert local_smoothness(grad, x, x + jnp.array([0.0, 0.1, 0.0])) == pytest.approx(1.0)
+    # along a sign direction u at rate eta: u^T H u = 4 + 1 + 0.25, whatever eta
+    u = jnp.array([1.0, -1.0, 1.0])
+    for eta in (1e-3, 0.5):  # float32: the difference of gradients loses ~1e-4 at eta = 1e-3
+        kappa = local_smoothness(grad, x, x - eta * u, lr=eta)
+        assert kappa == pytest.approx(5.25, rel=1e-3)
 
 
-def test_with_lion_the_warm_up_emerges_from_the_loss():
+DIRECTIONS = {
+    "lion": optax.scale_by_lion,
+    "muon": optax.contrib.scale_by_muon,  # orthogonalised momentum of the (8, 8) matrix
+    "normalised sgd": optax.normalize_by_update_norm,  # g / |g|
+}
+
+
+@pytest.mark.parametrize("direction", sorted(DIRECTIONS))
+def test_with_a_norm_constrained_direction_the_warm_up_emerges_from_the_loss(direction):
     # f = sum log cosh(x): curvature sech^2 shrinks as the gap grows; start far away
     def f(x):
         return jnp.sum(jnp.log(jnp.cosh(x)))
 
+    # each returns a direction to subtract, as the warm-up's -rate expects
     tx = optax.chain(
-        optax.scale_by_lion(),
+        DIRECTIONS[direction](),
         scale_by_adaptive_warmup(
             Smoothness(0.5, 0.0, 0.5, 2.0, 0.0), min_lr=1e-3, max_lr=0.5, smoothing=0.0
         ),
     )
-    x = jnp.full(8, 6.0)
-    state = tx.init(x)
-    rates, losses = [], []
-    for _ in range(300):
+    x = jnp.full((4, 2), 6.0).at[0, 0].set(5.0)  # a matrix, for Muon
+
+    def step(carry, _):
+        x, state = carry
         loss, g = jax.value_and_grad(f)(x)
         u, state = tx.update(g, state, x, value=loss)
-        x = optax.apply_updates(x, u)
-        rates.append(float(state[1].rate))
-        losses.append(float(loss))
-    rates = np.array(rates)
+        return (optax.apply_updates(x, u), state), (state[1].rate, loss)
+
+    _, (rates, losses) = jax.lax.scan(step, (x, tx.init(x)), length=300)
+    rates, losses = np.asarray(rates), np.asarray(losses)
     peak = int(rates.argmax())
     assert 0 < peak < 299  # the rate warms up, then decays
     assert rates[0] < 0.5 * rates[peak] and rates[-1] < 0.5 * rates[peak]
     assert losses[-1] < 1e-2 * losses[0]
+
+
+def test_with_a_decay_the_loss_sets_the_warm_up_length_and_then_lets_go():
+    decay = optax.cosine_decay_schedule(1.0, 100)
+    tx = scale_by_adaptive_warmup(S, min_lr=1e-3, max_lr=0.4, smoothing=0.0, decay=decay)
+    params = {"w": jnp.ones(2)}
+    state = tx.init(params)
+    step = jax.jit(lambda s, v: tx.update({"w": jnp.ones(2)}, s, params, value=v))
+    # gaps 9, 5, 3, 2 (rates 0.11, 0.19, 0.3, 0.4): the fourth reaches max_lr and ends the warm-up
+    rates = []
+    for k, loss in enumerate([9.5, 5.5, 3.5, 2.5, 0.6, 100.0, jnp.nan]):
+        _, state = step(state, loss)
+        rates.append(float(state.rate))
+        expected = S.rate(loss - 0.5) if k < 3 else 0.4
+        assert rates[-1] == pytest.approx(float(expected) * float(decay(k)), rel=1e-5)
+    assert bool(state.over)
+    # without a decay the same losses move the rate down again (gap 0.1, then 99.5)
+    free = scale_by_adaptive_warmup(S, min_lr=1e-3, max_lr=0.4, smoothing=0.0)
+    state = free.init(params)
+    for loss in [9.5, 2.5, 0.6]:
+        _, state = free.update({"w": jnp.ones(2)}, state, params, value=loss)
+    assert float(state.rate) == pytest.approx(0.1 / 1.01, rel=1e-5)
+
+
+def test_the_loss_floor_and_the_constants_come_back_from_a_pilot():
+    rng = np.random.default_rng(1)
+    t = np.arange(10, 400, 10.0)
+    losses = 1.3 + 2.0 * t**-0.5 + 1e-4 * rng.standard_normal(t.size)
+    assert estimate_loss_star(t, losses) == pytest.approx(1.3, rel=0.02)
+    D = losses - 1.3
+    curvature = 0.2 + 3.0 * D**2
+    fit = smoothness_from_pilot(t, losses, curvature)
+    assert fit.loss_star == pytest.approx(1.3, rel=0.02)
+    assert fit.K0 == pytest.approx(0.2, rel=0.15) and fit.Kr == pytest.approx(3.0, rel=0.15)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        estimate_loss_star([1, 3, 2, 4], [4.0, 3.0, 2.0, 1.0])
+    with pytest.raises(ValueError, match="at least 4"):
+        estimate_loss_star([1, 2, 3], [3.0, 2.0, 1.0])

@@ -175,11 +175,22 @@ class FittedProblem(AbstractLossModel):
         """99% of the fitted model's largest stable constant rate, in real units."""
         return self.problem.default_lr_max() / self.lr_scale
 
-    def max_stable_peak(self) -> tuple[float, float]:
-        r"""The largest constant learning rate that does not diverge, in real units, and its
-        standard error: :math:`\eta_{max} = \eta^{model}_{max}(b, m) / s` with ``s`` the fitted
-        ``lr_scale``. The error is the delta method on the fit's covariance, with the
-        derivative in ``b`` by central differences (``a`` and ``sigma`` do not move the edge).
+    def max_stable_peak(self, shape: Schedule | None = None) -> tuple[float, float]:
+        r"""The largest peak learning rate that does not diverge, in real units, and its
+        standard error.
+
+        Without ``shape``, the largest stable *constant* rate: :math:`\eta_{max} =
+        \eta^{model}_{max}(b, m) / s` with ``s`` the fitted ``lr_scale``; its error is the delta
+        method on the fit's covariance, with the derivative in ``b`` by central differences
+        (``a`` and ``sigma`` do not move the edge).
+
+        With ``shape`` (a schedule; only its shape counts, its rates are divided by their
+        maximum), the largest peak :math:`p` at which the fitted loss curve of
+        :math:`p\,\eta_t / \max \eta` never rises above its value at step 0 (bisection to
+        1e-4 relative). A peak held for many steps diverges at the constant edge; one held
+        briefly (a cosine's) can pass it by a little. The error is the constant edge's, scaled
+        by the ratio (the fitted scales move both alike).
+
         A peak above it makes the fitted model diverge; how close a real run can go is what the
         pilots' rates tell (a peak far above them is an extrapolation)."""
         value = self.problem.max_stable_lr() / self.lr_scale
@@ -193,8 +204,27 @@ class FittedProblem(AbstractLossModel):
         grad = np.zeros(6)
         grad[1] = (edge(b + h) - edge(b - h)) / (2 * h) / self.lr_scale
         grad[3] = -value / self.lr_scale
-        var = float(grad @ np.asarray(self.covariance) @ grad)
-        return float(value), math.sqrt(max(var, 0.0))
+        stderr = math.sqrt(max(float(grad @ np.asarray(self.covariance) @ grad), 0.0))
+        if shape is None:
+            return float(value), stderr
+        lr = np.asarray(shape.per_step(self.problem.batch)[0], dtype=np.float64)
+        if not (lr.size and np.all(np.isfinite(lr)) and lr.max() > 0):
+            raise ValueError("the shape needs finite rates with a positive maximum")
+        lr = jnp.asarray(lr / lr.max())
+
+        def diverges(peak: float) -> bool:
+            curve = np.asarray(self.curve(peak * lr))
+            return not (np.all(np.isfinite(curve)) and curve[1:].max() <= curve[0])
+
+        lo, hi = 0.5 * value, 2.0 * value
+        while diverges(lo) and lo > 1e-6 * value:
+            lo *= 0.5
+        while not diverges(hi) and hi < 1e6 * value:
+            hi *= 2.0
+        while hi - lo > 1e-4 * lo:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if diverges(mid) else (mid, hi)
+        return float(lo), stderr * lo / value
 
     @property
     def phase(self) -> str:

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import distributed
 from .._precision import with_float64
 from ..loss_models.base import AbstractLossModel, AbstractObjective
 from ..model.problem import PowerLawProblem
@@ -465,6 +466,12 @@ def solve_many(
     multiple of the device count and spread over a one-axis mesh with ``jax.sharding``; the
     results equal the single-device ones (``tests/test_sharding.py``).
 
+    In a multi-process run (several hosts, :func:`optsched.distributed.initialize`) the same
+    call splits the solves over the processes (process ``p`` of ``P`` takes solves
+    ``p, p + P, ...``, with ``strategy`` on its own devices) and every process returns every
+    solution, in input order; they equal the single-process ones (``tests/test_sharding.py``
+    runs two processes).
+
     Only the learning rate is optimised; for momentum or batch schedules call :func:`solve`.
     ``benchmarks/bench_many.py`` measures both strategies against plain :func:`solve` calls.
 
@@ -475,6 +482,19 @@ def solve_many(
         raise ValueError(f"strategy must be 'auto', 'vmap' or 'loop', got {strategy!r}")
     triples = _broadcast(models, horizons, controls)
     say = progress or (lambda msg: None)
+    if jax.process_count() == 1:
+        return _solve_here(triples, optimiser, strategy, throw, say)
+    # several processes: each solves its share (on its own devices), then all receive all
+    mine = [triples[i] for i in distributed.share(len(triples))]
+    here = _solve_here(mine, optimiser, strategy, False, say) if mine else []
+    out: list[Any] = [None] * len(triples)
+    for p, sols in enumerate(distributed.allgather(here)):
+        out[p :: jax.process_count()] = sols
+    return [_finish(s, throw) for s in out]
+
+
+def _solve_here(triples, optimiser: LBFGS, strategy: str, throw: bool, say) -> list[Solution]:
+    """:func:`solve_many` of ``(model, horizon, controls)`` triples on this process's devices."""
     t_start = time.perf_counter()
     prepared = []
     for model, T, c in triples:
