@@ -34,21 +34,21 @@ import char_lm  # noqa: E402
 PEAK, EVALS, FIT_FROM = 0.016, 40, 100
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    args = parser.parse_args()
-    t_start = time.perf_counter()
-    cfg = dict(char_lm.SIZES["small"])
-    T = cfg["steps"]
+def warmup(T: int, fraction: float = 0.02) -> np.ndarray:
+    """The linear warm-up factor ``min(1, (t + 1) / round(fraction T))`` of every run, ``(T,)``."""
+    return np.minimum(1.0, (np.arange(T) + 1) / max(1, round(fraction * T)))
+
+
+def pilot_runs(T: int) -> list[o.PilotRun]:
+    """The two pilots saved by ``fit_char_lm.py`` (constant and 10% cooldown at PEAK, 2%
+    warm-up), from step FIT_FROM on."""
     out = pathlib.Path(__file__).parent / "results"
     data = json.loads((out / "fit_char_lm_curves.json").read_text())
-    warmup = np.minimum(1.0, (np.arange(T) + 1) / max(1, round(0.02 * T)))
     cooldown = np.asarray(o.to_optax(o.family("wsd", 1.0, T, cooldown=0.1))(np.arange(T)))
-    pilot_shapes = {"constant": warmup, "cooldown": warmup * cooldown}
+    pilot_shapes = {"constant": warmup(T), "cooldown": warmup(T) * cooldown}
     steps = np.arange(1, EVALS + 1) * (T // EVALS)
     keep = steps >= FIT_FROM
-    pilots = [
+    return [
         o.PilotRun(
             o.Schedule(np.arange(T), PEAK * shape, horizon=T),
             steps[keep],
@@ -57,6 +57,17 @@ def main() -> int:
         )
         for name, shape in pilot_shapes.items()
     ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    t_start = time.perf_counter()
+    cfg = dict(char_lm.SIZES["small"])
+    T = cfg["steps"]
+    out = pathlib.Path(__file__).parent / "results"
+    pilots = pilot_runs(T)
     schedules = {}
     for label, fitter in (
         ("solved (plrf fit)", o.fit),
@@ -64,7 +75,7 @@ def main() -> int:
     ):
         model = fitter(pilots)
         sol = o.solve(model, T, PEAK)
-        lr = np.asarray(sol.schedule.per_step(1.0)[0]) * warmup
+        lr = np.asarray(sol.schedule.per_step(1.0)[0]) * warmup(T)
         schedules[label] = lr
         print(
             f"{label}: predicted {sol.final_loss:.4f}; rate at 0, T/2, T-1: "
@@ -73,7 +84,7 @@ def main() -> int:
         )
     for name, kw in (("cosine", {}), ("wsd 20%", {"cooldown": 0.2})):
         base = np.asarray(o.to_optax(o.family(name.split()[0], 1.0, T, **kw))(np.arange(T)))
-        schedules[name] = PEAK * warmup * base
+        schedules[name] = PEAK * warmup(T) * base
 
     train, val = char_lm.corpus()
     run = char_lm.make_trainer(cfg, train, val, evals=EVALS)

@@ -166,11 +166,12 @@ def _model(cfg, key):
     return params, static, loss_fn
 
 
-def curvature_pilot(cfg, train_tokens, optimiser, lr: float, steps: int, key):
+def curvature_pilot(cfg, train_tokens, optimiser, lr: float, steps: int, key, norm="linf"):
     r"""A short pilot at the constant rate ``lr`` that measures, at every step, the minibatch loss
-    and the curvature along the step on that same batch,
-    :math:`\langle g(x') - g(x), x' - x\rangle / \eta^2` (``optsched.warmup.local_smoothness``
-    with ``lr``). Returns ``(losses, curvatures)``, each of shape ``(steps,)``."""
+    and the smoothness along the step on that same batch,
+    :math:`\|g(x') - g(x)\|_* / \|x' - x\|` in the optimiser's ``norm``
+    (``optsched.warmup.step_norms``; ``"linf"`` for Lion). Returns ``(losses, smoothness)``,
+    each of shape ``(steps,)``."""
     init_key, data_key = jax.random.split(key)
     params, _, loss_fn = _model(cfg, init_key)
     batch_at = _sampler(cfg, train_tokens)
@@ -182,10 +183,9 @@ def curvature_pilot(cfg, train_tokens, optimiser, lr: float, steps: int, key):
         loss, grads = jax.value_and_grad(loss_fn)(params, seqs)
         updates, state = optimizer.update(grads, state, params, value=loss)
         new = optax.apply_updates(params, updates)
-        moved = jax.grad(loss_fn)(new, seqs)
-        leaves = zip(*(jax.tree.leaves(t) for t in (moved, grads, updates)), strict=True)
-        kappa = sum(jnp.sum((g1 - g0) * u) for g1, g0, u in leaves) / lr**2
-        return (new, state), (loss, kappa)
+        change = jax.tree.map(lambda a, b: a - b, jax.grad(loss_fn)(new, seqs), grads)
+        dual, primal = o.warmup.step_norms(change, updates, norm)
+        return (new, state), (loss, dual / primal)
 
     init = (params, optimizer.init(params))
     _, (losses, kappas) = jax.jit(lambda c, k: jax.lax.scan(step, c, k))(

@@ -26,10 +26,11 @@ the rate jitter); a non-finite loss leaves the average, and the rate, unchanged.
   :func:`estimate_loss_star` the floor :math:`f^*` of the pilot's losses, and
   :func:`smoothness_from_pilot` both in one call.
 
-The rate is a step length for a direction of unit norm. Measure the curvature in the norm the
-optimiser's direction has unit size in (``local_smoothness(..., lr=...)``: Lion's sign vector in
-:math:`\ell_\infty`, Muon's in the spectral norm); measured in another (Euclidean for Lion,
-whose update has Euclidean norm :math:`\sqrt{n}`), the constants are off by that factor.
+The rate is a step length for a direction of unit norm. Measure the smoothness in the norm the
+optimiser's direction has unit size in (``local_smoothness(..., norm=...)``: ``"linf"`` for
+Lion's sign vector, ``"spectral"`` for Muon, ``"l2"`` for normalised SGD); measured in another
+(Euclidean for Lion, whose update has Euclidean norm :math:`\sqrt{n}`), the constants are off by
+that factor.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "local_smoothness",
     "scale_by_adaptive_warmup",
     "smoothness_from_pilot",
+    "step_norms",
 ]
 
 
@@ -67,6 +69,15 @@ class Smoothness(NamedTuple):
         r""":math:`D / (K_0 + K_1 D + K_r D^r)`, unclipped (0 at a gap of 0)."""
         gap = jnp.maximum(jnp.asarray(gap), 0.0)
         return gap / (self.K0 + self.K1 * gap + self.Kr * gap**self.r)
+
+    @property
+    def peak_gap(self) -> float:
+        r"""The gap :math:`D^* = (K_0 / ((r - 1) K_r))^{1/r}` where :math:`D / L(D)` is largest:
+        the rate rises while :math:`D > D^*` (the warm-up) and falls below it; ``inf`` when
+        :math:`K_0` or :math:`K_r` is 0 (then no warm-up emerges from the loss)."""
+        if self.K0 <= 0 or self.Kr <= 0:
+            return math.inf
+        return (self.K0 / ((self.r - 1) * self.Kr)) ** (1 / self.r)
 
 
 class AdaptiveWarmupState(NamedTuple):
@@ -95,6 +106,7 @@ def scale_by_adaptive_warmup(
     max_lr: float,
     smoothing: float = 0.9,
     decay: optax.Schedule | None = None,
+    relative: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Multiply updates by :math:`-\eta_t`, the loss-driven rate (module docstring).
 
@@ -112,6 +124,13 @@ def scale_by_adaptive_warmup(
         min_lr, max_lr: the clip; ``0 < min_lr <= max_lr``.
         smoothing: EMA factor of the observed losses, in ``[0, 1)`` (0: no averaging).
         decay: the multiplier after (and during) the warm-up, or ``None``.
+        relative: use only the *shape* of :math:`D / L(D)` and take its scale from ``max_lr``:
+            :math:`\eta_t = \eta_{max}\,\rho(D_t) / \rho(D^*)` with :math:`\rho(D) = D/L(D)`
+            and :math:`D^*` its maximiser (:attr:`Smoothness.peak_gap`), so the warm-up ends
+            when the gap reaches :math:`D^*` whatever the constants' overall scale (the
+            "standard hyper-parameters only" form; the absolute rate of a sign or orthogonalised
+            direction is conservative by a factor that grows with the width). Needs
+            :math:`K_0, K_r > 0`.
     """
     if not (0 < min_lr <= max_lr and math.isfinite(max_lr)):
         raise ValueError(f"need 0 < min_lr <= max_lr < inf, got {min_lr}, {max_lr}")
@@ -121,6 +140,8 @@ def scale_by_adaptive_warmup(
         value = getattr(smoothness, name)
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(f"smoothness.{name} must be finite and >= 0, got {value}")
+    if relative and not math.isfinite(smoothness.peak_gap):
+        raise ValueError("relative=True needs K0 > 0 and Kr > 0 (a rate that peaks)")
     if smoothness.K0 + smoothness.K1 + smoothness.Kr <= 0:
         raise ValueError("smoothness needs K0, K1 or Kr positive")
 
@@ -145,7 +166,14 @@ def scale_by_adaptive_warmup(
         average = jnp.where(ok, smoothing * state.average + (1 - smoothing) * value, state.average)
         seen = weight > 0
         loss = jnp.where(seen, average / jnp.where(seen, weight, 1.0), jnp.inf)
-        driven = adaptive_rate(smoothness, loss, min_lr=min_lr, max_lr=max_lr)
+        if relative:  # rho(D) / rho(D*) in (0, 1], times max_lr
+            top = smoothness.rate(smoothness.peak_gap)
+            shape = smoothness.rate(loss - smoothness.loss_star) / top
+            driven = jnp.where(
+                jnp.isfinite(shape), jnp.clip(max_lr * shape, min_lr, max_lr), min_lr
+            )
+        else:
+            driven = adaptive_rate(smoothness, loss, min_lr=min_lr, max_lr=max_lr)
         over = state.over
         if decay is None:
             rate = jnp.where(seen, driven, state.rate)
@@ -160,40 +188,63 @@ def scale_by_adaptive_warmup(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def local_smoothness(grad_fn, params, next_params, *, lr: float | None = None) -> float:
-    r"""Curvature along a step, what the pilot records against the gap.
+NORMS = ("l2", "linf", "spectral")
 
-    Without ``lr``: :math:`\|\nabla f(x') - \nabla f(x)\| / \|x' - x\|` (Euclidean norms over
-    all leaves). With ``lr``, the step :math:`x' = x - \eta u` of an optimiser's direction
-    :math:`u`: :math:`\langle \nabla f(x') - \nabla f(x),\, x' - x\rangle / \eta^2`
-    (:math:`\approx u^\top H u`), the curvature per unit rate squared, so that
-    :math:`f(x - \eta u) \approx f(x) - \eta \langle g, u\rangle + \tfrac12 \kappa \eta^2`.
-    For a direction of unit norm in the optimiser's own norm (Lion's sign vector in
-    :math:`\ell_\infty`, Muon's orthogonalised matrix in the spectral norm, normalised SGD in
-    :math:`\ell_2`) this is the smoothness in that norm, and the rate it gives is in the
-    optimiser's own learning-rate units.
+
+def step_norms(grad_change, step, norm: str = "l2"):
+    r"""``(dual norm of grad_change, norm of step)`` over all leaves (jit-able).
+
+    ``norm`` is the norm the optimiser's direction has unit size in, and the pair is what the
+    smoothness :math:`\|\nabla f(x') - \nabla f(x)\|_* \le L \|x' - x\|` is stated with:
+
+    * ``"l2"`` (normalised SGD): Euclidean, self-dual;
+    * ``"linf"`` (Lion, sign descent): :math:`\max_i |\Delta x_i|`, dual
+      :math:`\sum_i |\Delta g_i|`;
+    * ``"spectral"`` (Muon): the largest singular value over the matrices, dual the sum of their
+      nuclear norms (a leaf that is not 2-d counts as a one-row matrix: its Euclidean norm).
     """
-    if lr is not None:
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be positive and finite, got {lr}")
-        pairs = zip(
-            jax.tree.leaves(grad_fn(next_params)),
-            jax.tree.leaves(grad_fn(params)),
-            jax.tree.leaves(next_params),
-            jax.tree.leaves(params),
-            strict=True,
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    g, x = jax.tree.leaves(grad_change), jax.tree.leaves(step)
+    if norm == "l2":
+        return (
+            jnp.sqrt(sum(jnp.sum(a**2) for a in g)),
+            jnp.sqrt(sum(jnp.sum(a**2) for a in x)),
         )
-        return sum(float(jnp.sum((g1 - g0) * (x1 - x0))) for g1, g0, x1, x0 in pairs) / lr**2
+    if norm == "linf":
+        return sum(jnp.sum(jnp.abs(a)) for a in g), jnp.max(
+            jnp.stack([jnp.max(jnp.abs(a)) for a in x])
+        )
 
-    def squared_distance(x, y) -> float:
-        pairs = zip(jax.tree.leaves(x), jax.tree.leaves(y), strict=True)
-        return sum(float(jnp.sum((a - b) ** 2)) for a, b in pairs)
+    def singular(a):
+        a = a if a.ndim == 2 else jnp.reshape(a, (1, -1))
+        return jnp.linalg.svd(a, compute_uv=False)
 
-    num = squared_distance(grad_fn(next_params), grad_fn(params))
-    den = squared_distance(next_params, params)
-    if den == 0:
+    return (
+        sum(jnp.sum(singular(a)) for a in g),
+        jnp.max(jnp.stack([jnp.max(singular(a)) for a in x])),
+    )
+
+
+def local_smoothness(grad_fn, params, next_params, *, norm: str = "l2") -> float:
+    r"""The smoothness measured along a step, what the pilot records against the gap:
+
+    .. math:: \hat L = \|\nabla f(x') - \nabla f(x)\|_* \,/\, \|x' - x\|
+
+    in the optimiser's norm (:func:`step_norms`; ``"l2"`` Euclidean). The rate
+    :math:`D / L(D)` built from such measurements is a step length in that norm, which for Lion
+    (whose step has :math:`\ell_\infty` norm equal to its learning rate) and Muon (spectral
+    norm) is the optimiser's own learning rate.
+    """
+    g1, g0 = grad_fn(next_params), grad_fn(params)
+    dual, primal = step_norms(
+        jax.tree.map(lambda a, b: a - b, g1, g0),
+        jax.tree.map(lambda a, b: a - b, next_params, params),
+        norm,
+    )
+    if float(primal) == 0:
         raise ValueError("params and next_params are equal: no step to measure along")
-    return math.sqrt(num / den)
+    return float(dual) / float(primal)
 
 
 def fit_smoothness(gaps, curvatures, *, r: float = 2.0, loss_star: float = 0.0) -> Smoothness:

@@ -73,11 +73,19 @@ def test_fit_recovers_known_constants_and_the_curvature_along_a_step():
 
     x = jnp.array([1.0, 2.0, 3.0])
     assert local_smoothness(grad, x, x + jnp.array([0.0, 0.1, 0.0])) == pytest.approx(1.0)
-    # along a sign direction u at rate eta: u^T H u = 4 + 1 + 0.25, whatever eta
+    # a sign step of size eta (l-inf norm eta): |H u|_1 = 4 + 1 + 0.25 per unit eta
     u = jnp.array([1.0, -1.0, 1.0])
-    for eta in (1e-3, 0.5):  # float32: the difference of gradients loses ~1e-4 at eta = 1e-3
-        kappa = local_smoothness(grad, x, x - eta * u, lr=eta)
-        assert kappa == pytest.approx(5.25, rel=1e-3)
+    for eta in (1e-2, 0.5):
+        kappa = local_smoothness(grad, x, x - eta * u, norm="linf")
+        assert kappa == pytest.approx(5.25, rel=1e-4)
+    # spectral: f = tr(X^T A X) / 2 with A = diag(3, 1) on a (2, 2) matrix; a rank-one step
+    # along the first row has spectral norm |step| and a gradient change A step, nuclear 3 |step|
+    A = jnp.diag(jnp.array([3.0, 1.0]))
+    step = jnp.array([[0.2, 0.0], [0.0, 0.0]])
+    X = jnp.ones((2, 2))
+    assert local_smoothness(lambda X: A @ X, X, X + step, norm="spectral") == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        local_smoothness(grad, x, x + 1.0, norm="l1")
 
 
 DIRECTIONS = {
@@ -152,3 +160,16 @@ def test_the_loss_floor_and_the_constants_come_back_from_a_pilot():
         estimate_loss_star([1, 3, 2, 4], [4.0, 3.0, 2.0, 1.0])
     with pytest.raises(ValueError, match="at least 4"):
         estimate_loss_star([1, 2, 3], [3.0, 2.0, 1.0])
+
+
+def test_the_relative_rate_takes_its_scale_from_max_lr_and_peaks_at_the_peak_gap():
+    big = Smoothness(K0=4e4, K1=0.0, Kr=1e4, r=2.0, loss_star=0.0)  # D* = 2, rho(D*) = 2.5e-5
+    assert big.peak_gap == pytest.approx(2.0)
+    tx = scale_by_adaptive_warmup(big, min_lr=1e-4, max_lr=0.01, smoothing=0.0, relative=True)
+    params = {"w": jnp.ones(1)}
+    state = tx.init(params)
+    for loss, expected in [(8.0, 0.01 * 2 * 8 * 2 / (64 + 4)), (2.0, 0.01), (1.0, 0.008)]:
+        _, state = tx.update({"w": jnp.ones(1)}, state, params, value=loss)
+        assert float(state.rate) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="relative=True needs"):
+        scale_by_adaptive_warmup(big._replace(Kr=0.0), min_lr=1e-4, max_lr=0.01, relative=True)
