@@ -9,7 +9,9 @@ models are fitted to the two pilots of ``fit_char_lm.py`` (constant and 10% cool
    real runs at peaks 0.008 x 2^k (k = 0 .. 7), cosine and constant, 2% warm-up. A run diverged
    when its final validation loss is not finite or above ln 256 (worse than guessing bytes
    uniformly); predicted to diverge when its peak is above the predicted edge. Precision, recall
-   and F1 of "diverges".
+   and F1 of "diverges". AdamW's normalised steps rarely blow up, so the same check is run with
+   plain SGD too (the model's own optimiser): SGD pilots at 0.1 trained here, a cosine ladder
+   0.05 x 2^k (k = 0 .. 7); ``--sgd-only`` runs that part alone.
 2. Pre-selection: candidates (cosine, linear, WSD with 10% and 30% cooldown, and the schedule
    solved under the power-law fit) times warm-ups (2% and 10%), all at peak 0.016, ranked by
    each fitted model with ``optsched.ranking.rank`` (the code of ``optsched rank``) and by real
@@ -17,7 +19,8 @@ models are fitted to the two pilots of ``fit_char_lm.py`` (constant and 10% cool
    runs' first; top-2 hit: the runs' first is among the model's first two; Spearman correlation
    of the two orders. Per seed and on the mean over seeds.
 
-    python benchmarks/preselect_char_lm.py [--seeds 2]   # about 15 minutes on 2 CPU cores
+    python benchmarks/preselect_char_lm.py [--seeds 2]   # about 20 minutes on 2 CPU cores
+    python benchmarks/preselect_char_lm.py --sgd-only    # the SGD ladder, about 5 minutes
 
 Writes results/preselect_char_lm.txt.
 """
@@ -33,6 +36,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import optsched as o
 from optsched.ranking import rank
@@ -43,6 +47,7 @@ from end_to_end_char_lm import EVALS, PEAK, pilot_runs, warmup  # noqa: E402
 
 LADDER = 0.008 * 2.0 ** np.arange(8)
 DIVERGED = math.log(256)
+SGD_PILOT = 0.1
 
 
 def shape(name: str, T: int) -> np.ndarray:
@@ -56,13 +61,65 @@ def spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def sgd_ladder(cfg, train, val, t0) -> list[str]:
+    """The divergence check with plain SGD, whose runs do blow up: pilots (constant and a 10%
+    cooldown at SGD_PILOT, 2% warm-up) trained here, the power-law model fitted to them, and a
+    ladder of cosine runs at SGD_PILOT x 2^k (k = -1 .. 6)."""
+    T = cfg["steps"]
+    run = char_lm.make_trainer(
+        cfg, train, val, evals=EVALS, optimiser=lambda lr: optax.sgd(lambda c: lr[c])
+    )
+    steps = np.arange(1, EVALS + 1) * (T // EVALS)
+    keep = steps >= 100
+    cooldown = shape("wsd 10%", T)
+    pilots = []
+    for name, lr in (("constant", warmup(T)), ("cooldown", warmup(T) * cooldown)):
+        vals = np.asarray(run(jax.random.PRNGKey(0), jnp.asarray(SGD_PILOT * lr, char_lm.F32))[0])
+        sched = o.Schedule(np.arange(T), SGD_PILOT * lr, horizon=T)
+        pilots.append(o.PilotRun(sched, steps[keep], vals[keep], name=name))
+    model = o.fit(pilots)
+    lr = warmup(T) * shape("cosine", T)
+    edge, err = model.max_stable_peak(o.Schedule(np.arange(T), lr, horizon=T))
+    print(f"SGD pilots fitted ({time.perf_counter() - t0:.0f} s): edge {edge:.4g}", flush=True)
+    truth, guess, cells = [], [], []
+    for peak in SGD_PILOT * 2.0 ** np.arange(-1, 7):
+        loss = float(
+            np.asarray(run(jax.random.PRNGKey(0), jnp.asarray(peak * lr, char_lm.F32))[0])[-1]
+        )
+        truth.append(not (math.isfinite(loss) and loss <= DIVERGED))
+        guess.append(bool(peak > edge))
+        cells.append(f"{peak:g} ({loss:.3g}{'*' if truth[-1] else ''})")
+        print(
+            f"  sgd cosine peak {peak:g}: {loss:.4g} ({time.perf_counter() - t0:.0f} s)", flush=True
+        )
+    return [
+        f"| cosine, SGD (pilots at {SGD_PILOT:g}) | {edge:.4g} +- {err:.2g} | "
+        f"{', '.join(cells)} | {_prf(truth, guess)} |"
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--sgd-only", action="store_true", help="only the SGD divergence ladder")
     args = parser.parse_args()
     t0 = time.perf_counter()
     cfg = dict(char_lm.SIZES["small"])
     T = cfg["steps"]
+    out = pathlib.Path(__file__).parent / "results"
+    head = [
+        "| family | predicted largest stable peak | peaks run (final val loss) | "
+        "precision | recall | F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    if args.sgd_only:
+        train, val = char_lm.corpus()
+        lines = [f"# preselect_char_lm.py --sgd-only: char_lm small, SGD, T = {T}", "", *head]
+        lines += [*sgd_ladder(cfg, train, val, t0), "", "(* diverged)"]
+        lines.insert(1, f"# {(time.perf_counter() - t0) / 60:.1f} min")
+        print("\n".join(lines))
+        (out / "preselect_sgd_char_lm.txt").write_text("\n".join(lines) + "\n")
+        return 0
     pilots = pilot_runs(T)
     models = {
         "plrf": o.fit(pilots),
@@ -79,13 +136,7 @@ def main() -> int:
 
     lines = [f"# benchmarks/preselect_char_lm.py: char_lm small (AdamW), T = {T}", ""]
     # 1. divergence ladder
-    lines += [
-        "## Divergence: predicted edge against a ladder of real runs",
-        "",
-        "| family | predicted largest stable peak | peaks run (final val loss) | "
-        "precision | recall | F1 |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines += ["## Divergence: predicted edge against a ladder of real runs", "", *head]
     truth, guess = [], []
     for fam in ("cosine", "constant"):
         lr = warmup(T) * shape(fam, T)
@@ -103,7 +154,8 @@ def main() -> int:
         truth += t_f
         guess += g_f
         lines.append(f"| {fam} | {edge:.4g} +- {err:.2g} | {', '.join(cells)} | {_prf(t_f, g_f)} |")
-    lines += [f"| both | | | {_prf(truth, guess)} |", "", "(* diverged)", ""]
+    lines += [f"| both | | | {_prf(truth, guess)} |"]
+    lines += [*sgd_ladder(cfg, train, val, t0), "", "(* diverged)", ""]
 
     # 2. pre-selection
     solved = o.solve(models["plrf"], T, PEAK).schedule
@@ -154,7 +206,7 @@ def main() -> int:
     lines.insert(1, f"# {(time.perf_counter() - t0) / 60:.1f} min")
     text = "\n".join(lines)
     print(text)
-    (pathlib.Path(__file__).parent / "results" / "preselect_char_lm.txt").write_text(text + "\n")
+    (out / "preselect_char_lm.txt").write_text(text + "\n")
     return 0
 
 

@@ -17,7 +17,7 @@ decay for every run: a cosine to zero over the whole run, multiplied by the warm
   that bin (the assumption's regime: later the smoothness rises again as the loss falls,
   progressive sharpening, which the assumption does not describe).
 
-    python benchmarks/warmup_char_lm.py [--seeds 3] [--peak 0.004]   # about 10 min, 2 CPU cores
+    python benchmarks/warmup_char_lm.py [--seeds 3] [--peak 0.008]   # about 10 min, 2 CPU cores
 
 Prints the table (mean final validation loss, spread over seeds, paired difference to the best
 fixed length) and writes results/warmup_char_lm.txt.
@@ -102,7 +102,7 @@ def pilot(cfg, train, peak: float) -> tuple[o.Smoothness, dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--peak", type=float, default=0.004)
+    parser.add_argument("--peak", type=float, default=0.008)
     args = parser.parse_args()
     t_start = time.perf_counter()
     cfg = dict(char_lm.SIZES["small"])
