@@ -91,10 +91,13 @@ class AdaptiveWarmupState(NamedTuple):
     over: jax.Array
 
 
-def adaptive_rate(smoothness: Smoothness, loss, *, min_lr: float, max_lr: float):
-    """The clipped rate at an (averaged) loss; ``min_lr`` where the loss is not finite."""
+def adaptive_rate(
+    smoothness: Smoothness, loss, *, min_lr: float, max_lr: float, scale: float = 1.0
+):
+    """The clipped rate ``scale * D / L(D)`` at an (averaged) loss; ``min_lr`` where the loss is
+    not finite."""
     loss = jnp.asarray(loss)
-    eta = smoothness.rate(loss - smoothness.loss_star)
+    eta = scale * smoothness.rate(loss - smoothness.loss_star)
     eta = jnp.clip(eta, min_lr, max_lr)
     return jnp.where(jnp.isfinite(eta), eta, min_lr)
 
@@ -144,6 +147,8 @@ def scale_by_adaptive_warmup(
         raise ValueError("relative=True needs K0 > 0 and Kr > 0 (a rate that peaks)")
     if smoothness.K0 + smoothness.K1 + smoothness.Kr <= 0:
         raise ValueError("smoothness needs K0, K1 or Kr positive")
+    # relative: rho(D) / rho(D*) in (0, 1], times max_lr
+    scale = max_lr / float(smoothness.rate(smoothness.peak_gap)) if relative else 1.0
 
     def init_fn(params):
         del params
@@ -166,14 +171,7 @@ def scale_by_adaptive_warmup(
         average = jnp.where(ok, smoothing * state.average + (1 - smoothing) * value, state.average)
         seen = weight > 0
         loss = jnp.where(seen, average / jnp.where(seen, weight, 1.0), jnp.inf)
-        if relative:  # rho(D) / rho(D*) in (0, 1], times max_lr
-            top = smoothness.rate(smoothness.peak_gap)
-            shape = smoothness.rate(loss - smoothness.loss_star) / top
-            driven = jnp.where(
-                jnp.isfinite(shape), jnp.clip(max_lr * shape, min_lr, max_lr), min_lr
-            )
-        else:
-            driven = adaptive_rate(smoothness, loss, min_lr=min_lr, max_lr=max_lr)
+        driven = adaptive_rate(smoothness, loss, min_lr=min_lr, max_lr=max_lr, scale=scale)
         over = state.over
         if decay is None:
             rate = jnp.where(seen, driven, state.rate)
