@@ -28,8 +28,6 @@ from typing import Any
 import jax
 import numpy as np
 
-ENVIRONMENT = ("OPTSCHED_COORDINATOR", "OPTSCHED_NUM_PROCESSES", "OPTSCHED_PROCESS_ID")
-
 
 def initialize(
     coordinator_address: str | None = None,
@@ -47,13 +45,9 @@ def initialize(
         ValueError: a process count or id that is not an integer, or an id outside
             ``[0, num_processes)``.
     """
-    env = {
-        k: os.environ.get(name)
-        for k, name in zip(("address", "count", "id"), ENVIRONMENT, strict=True)
-    }
-    coordinator_address = coordinator_address or env["address"]
-    num_processes = _integer("OPTSCHED_NUM_PROCESSES", num_processes, env["count"])
-    process_id = _integer("OPTSCHED_PROCESS_ID", process_id, env["id"])
+    coordinator_address = coordinator_address or os.environ.get("OPTSCHED_COORDINATOR")
+    num_processes = _integer("OPTSCHED_NUM_PROCESSES", num_processes)
+    process_id = _integer("OPTSCHED_PROCESS_ID", process_id)
     if num_processes is not None and num_processes < 1:
         raise ValueError(f"the number of processes must be at least 1, got {num_processes}")
     if num_processes is not None and process_id is not None:
@@ -67,7 +61,9 @@ def initialize(
     )
 
 
-def _integer(name: str, given: int | None, text: str | None) -> int | None:
+def _integer(name: str, given: int | None) -> int | None:
+    """``given``, else the environment variable ``name`` as an integer, else ``None``."""
+    text = os.environ.get(name)
     if given is not None or text is None:
         return given
     try:
