@@ -24,10 +24,15 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize as so
 
 from optsched import float64
-from optsched.loss_models.convex import convex_bound, convex_bound_at, fit_convex_bound
+from optsched.loss_models.convex import (
+    best_peak_bound,
+    convex_bound,
+    convex_bound_at,
+    direct_minimum,
+    fit_convex_bound,
+)
 from optsched.runs import read_run
 
 
@@ -69,38 +74,6 @@ def real_fit(data: pathlib.Path) -> None:
     )
 
 
-def _final(eta, g2):
-    return convex_bound_at(eta, jnp.array([eta.shape[0]]), 1.0, g2)[0]
-
-
-def _best_over_scale(shape, g2):
-    res = so.minimize_scalar(
-        lambda c: float(_final(jnp.asarray(math.exp(c) * shape), g2)),
-        bounds=(-15, 15),
-        method="bounded",
-        options={"xatol": 1e-10},
-    )
-    return res.fun
-
-
-def _direct(g2, start):
-    vg = jax.jit(jax.value_and_grad(lambda e: _final(e, g2)))
-
-    def f(e):
-        v, g = vg(jnp.asarray(e))
-        return float(v), np.asarray(g)
-
-    res = so.minimize(
-        f,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(0.0, None)] * len(start),
-        options={"maxiter": 20_000, "ftol": 1e-15, "gtol": 1e-12},
-    )
-    return res.fun
-
-
 def refinement(data: pathlib.Path, sizes) -> list[dict]:
     measured = json.loads(
         (data / "lr-scheduling" / "grad_norms" / "cos-zero-124m_lr0.001.json").read_text()
@@ -122,9 +95,10 @@ def refinement(data: pathlib.Path, sizes) -> list[dict]:
             now = later(1.0 / g2) / g2
             old = later(g2) / g2
             linear = (T - t) / T
-            direct = min(_direct(g2, now / math.sqrt(T)), _direct(g2, linear / math.sqrt(T)))
-            ex_now = _best_over_scale(now, g2) / direct - 1
-            ex_old = _best_over_scale(old, g2) / direct - 1
+            starts = (now / math.sqrt(T), linear / math.sqrt(T))
+            direct = min(direct_minimum(g2, start) for start in starts)
+            ex_now = best_peak_bound(now, g2) / direct - 1
+            ex_old = best_peak_bound(old, g2) / direct - 1
             print(f"{T:>5} {name:>9} {direct:11.5g} {ex_now:+11.2%} {ex_old:+10.2%}", flush=True)
             rows.append({"T": T, "norms": name, "excess_now": ex_now, "excess_old": ex_old})
     return rows

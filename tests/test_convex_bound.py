@@ -3,14 +3,17 @@ the refinement against a direct minimisation of the bound."""
 
 import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.optimize as so
 
 import optsched as o
-from optsched.loss_models.convex import convex_bound, convex_bound_at, refine_from_grad_norms
+from optsched.loss_models.convex import (
+    best_peak_bound,
+    convex_bound,
+    convex_bound_at,
+    direct_minimum,
+    refine_from_grad_norms,
+)
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -66,38 +69,6 @@ def test_trailing_zero_rates_leave_the_bound_where_the_schedule_without_them_put
     assert np.isfinite(np.asarray(convex_bound(with_zeros, 1.0, 0.3))).all()
 
 
-def _final(eta, g2):
-    return convex_bound_at(eta, jnp.array([eta.shape[0]]), 1.0, g2)[0]
-
-
-def _best_over_scale(shape, g2):
-    res = so.minimize_scalar(
-        lambda c: float(_final(jnp.asarray(math.exp(c) * shape), g2)),
-        bounds=(-15, 15),
-        method="bounded",
-        options={"xatol": 1e-10},
-    )
-    return res.fun
-
-
-def _direct_minimum(g2, start):
-    value_and_grad = jax.jit(jax.value_and_grad(lambda e: _final(e, g2)))
-
-    def f(e):
-        v, g = value_and_grad(jnp.asarray(e))
-        return float(v), np.asarray(g)
-
-    res = so.minimize(
-        f,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(0.0, None)] * len(start),
-        options={"maxiter": 20_000, "ftol": 1e-15, "gtol": 1e-12},
-    )
-    return res.fun
-
-
 @pytest.mark.parametrize(
     ("norms", "limit"),
     [
@@ -110,15 +81,13 @@ def test_refinement_is_near_the_direct_minimum_of_the_bound(norms, limit):
     T = norms.size
     g2 = norms**2
     refined = np.asarray(refine_from_grad_norms(norms, 1.0, window=1, knots=T).per_step(1.0)[0])
-    ours = _best_over_scale(refined, g2)
+    ours = best_peak_bound(refined, g2)
     linear = (T - np.arange(T)) / T
-    direct = min(
-        _direct_minimum(g2, refined / np.sqrt(T)), _direct_minimum(g2, linear / np.sqrt(T))
-    )
+    direct = min(direct_minimum(g2, refined / np.sqrt(T)), direct_minimum(g2, linear / np.sqrt(T)))
     assert direct <= ours * (1 + 1e-9)
     assert ours / direct - 1 < limit
     # the weighting by later squared norms (optsched 0.2) is further off when the norms move
     inv = np.concatenate([np.cumsum(g2[::-1])[::-1][1:], [0.0]]) / g2
-    assert _best_over_scale(inv, g2) > ours
+    assert best_peak_bound(inv, g2) > ours
     # and the continuum optimum 2 D / sqrt(sum g^-2) is what the refinement attains, to O(1/T)
     assert ours == pytest.approx(2.0 / math.sqrt(np.sum(1.0 / g2)), rel=5.0 / T)

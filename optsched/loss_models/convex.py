@@ -70,8 +70,10 @@ from .fitting import (
 
 __all__ = [
     "ConvexBound",
+    "best_peak_bound",
     "convex_bound",
     "convex_bound_at",
+    "direct_minimum",
     "fit_convex_bound",
     "refine_from_grad_norms",
 ]
@@ -234,6 +236,51 @@ def fit_convex_bound(
 
 
 @with_float64
+def _final_bound(lr, v):
+    return convex_bound_at(lr, jnp.array([lr.shape[0]]), 1.0, v)[0]
+
+
+@with_float64
+def best_peak_bound(shape, v) -> float:
+    r"""The bound (``u = 1``) of :math:`c\,\eta` at its best scale :math:`c > 0`: how good a
+    schedule's *shape* is under per-step squared gradient norms ``v`` (bounded scalar search over
+    :math:`\log c \in [-15, 15]`, to 1e-10)."""
+    import scipy.optimize as so
+
+    shape = np.asarray(shape, dtype=np.float64)
+    res = so.minimize_scalar(
+        lambda c: float(_final_bound(jnp.asarray(math.exp(c) * shape), v)),
+        bounds=(-15, 15),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    return float(res.fun)
+
+
+@with_float64
+def direct_minimum(v, start) -> float:
+    r"""The bound (``u = 1``) minimised over every rate :math:`\eta_t \ge 0` by SciPy's
+    L-BFGS-B from ``start`` (its exact gradient by ``jax.grad``): the reference the refined
+    schedule (:func:`refine_from_grad_norms`) is measured against; O(T) per evaluation."""
+    import scipy.optimize as so
+
+    value_and_grad = jax.jit(jax.value_and_grad(lambda e: _final_bound(e, v)))
+
+    def f(e):
+        value, grad = value_and_grad(jnp.asarray(e))
+        return float(value), np.asarray(grad)
+
+    res = so.minimize(
+        f,
+        np.asarray(start, dtype=np.float64),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, None)] * len(start),
+        options={"maxiter": 20_000, "ftol": 1e-15, "gtol": 1e-12},
+    )
+    return float(res.fun)
+
+
 def refine_from_grad_norms(
     grad_norms, peak_lr: float, *, window: int | None = None, knots: int = 2048
 ) -> Schedule:
