@@ -80,6 +80,28 @@ def test_batch_ramp_matches_monte_carlo():
     assert np.max(np.abs(_z(fixed, sim))) > 5
 
 
+def test_momentum_blocks_in_closed_form_match_monte_carlo():
+    """Momentum, batch size and learning rate changing block by block, propagated in closed form
+    (``method="blocks"``), against Monte-Carlo SGD at the block ends."""
+    schedule = Schedule(
+        [0, 40, 120, T - 1],
+        [0.3, 0.2, 0.1, 0.1],
+        momentum=[0.9, 0.5, 0.0, 0.0],
+        batch=[2, 4, 8, 8],
+        horizon=T,
+        interpolation="previous",
+    )
+    sim = simulate(PROBLEM, schedule, runs=512, seed=4)
+    curve = loss_curve(PROBLEM, schedule, method="blocks")
+    at = np.asarray(curve.steps)[1:]
+    z = (np.asarray(curve.loss)[1:] - np.asarray(sim.mean)[at]) / np.asarray(sim.stderr)[at]
+    assert np.all(np.abs(z) < 3), z
+    # teeth: the same blocks without the momentum are far outside the band
+    plain = loss_curve(PROBLEM, schedule.replace(momentum=None), method="blocks")
+    z_plain = (np.asarray(plain.loss)[1:] - np.asarray(sim.mean)[at]) / np.asarray(sim.stderr)[at]
+    assert np.max(np.abs(z_plain)) > 5
+
+
 def test_simulate_needs_a_finite_teacher():
     with pytest.raises(ValueError, match="finite"):
         simulate(PowerLawProblem(2.0, 1.5), Schedule.constant(0.1, 10))

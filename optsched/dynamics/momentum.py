@@ -26,21 +26,40 @@ so the diagonal moments close on themselves (off-diagonal moments never enter):
 
 The start is :math:`u_0 = 0`: ``C = c_0, R = V = 0``. With ``beta = 0`` (EMA) the recursion is the
 plain SGD recursion exactly.
+
+**Blocks in closed form.** With :math:`(\eta, \beta, m)` constant the step is an affine map of
+the stacked moments :math:`x = (C, R, V) \in \mathbb{R}^{3n}`, :math:`x' = A x + c` (every mode
+couples to every other only through the rank-one term :math:`\sum_j w_j\lambda_j C_j`). A block
+of ``L`` steps is :math:`\hat A^L` applied to :math:`(x, 1)`, with
+:math:`\hat A = \begin{pmatrix} A & c \\ 0 & 1 \end{pmatrix}`, computed by binary powering:
+``ceil(log2 L)`` squarings of the :math:`(3n+1)^2` matrix, so a block of any length costs
+:math:`O(n^3 \log L)` (:func:`propagate_momentum_blocks`), and its gradient (reverse mode
+through the squarings, each block rematerialised) the same. The same map covers the batch size,
+so momentum and batch schedules both run in closed form per block.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._precision import with_float64
 from ..model.spectrum import Spectrum
-from ..schedule import MomentumForm, Schedule
+from ..schedule import MomentumForm, Schedule, knot_blocks
 from .base import AbstractDynamics, Trajectory, divergence_flag, scan_steps
 
-__all__ = ["MomentumForm", "MomentumRecursion", "momentum_step", "momentum_coefficients"]
+__all__ = [
+    "MomentumForm",
+    "MomentumBlocks",
+    "MomentumRecursion",
+    "momentum_step",
+    "momentum_coefficients",
+    "propagate_momentum_blocks",
+]
 
 
 def momentum_coefficients(beta, form: MomentumForm):
@@ -108,3 +127,99 @@ def momentum_losses(
     init = jnp.stack([spec.target, zeros, zeros])
     _, losses = scan_steps(body, init, (lr_t, beta_t, m_t), checkpoint_every=checkpoint_every)
     return jnp.concatenate([spec.initial_loss()[None], losses])
+
+
+def _affine_step(spec: Spectrum, lr, beta, batch, form: MomentumForm):
+    """The augmented matrix ``(3n+1, 3n+1)`` of one step, :math:`(x, 1) \\mapsto (Ax + c, 1)`.
+
+    The step is affine in the moments, so ``A`` is its Jacobian (exact, from forward mode) and
+    ``c`` its value at zero moments."""
+    n = spec.size
+
+    def step(x):
+        return momentum_step(spec, x.reshape(3, n), lr, beta, batch, form).ravel()
+
+    zero = jnp.zeros(3 * n, dtype=spec.lam.dtype)
+    c = step(zero)
+    A = jax.jacfwd(step)(zero)
+    top = jnp.concatenate([A, c[:, None]], axis=1)
+    bottom = jnp.zeros((1, 3 * n + 1), dtype=A.dtype).at[0, -1].set(1.0)
+    return jnp.concatenate([top, bottom], axis=0)
+
+
+def _power_apply(M, length, x, bits: int):
+    """``M^length @ x`` by binary powering (``length < 2^bits``, integer-valued float)."""
+    length = jnp.asarray(length).astype(jnp.int64)
+
+    def body(i, carry):
+        P, y = carry
+        rest = length >> i
+
+        def use(carry):
+            P, y = carry
+            y = jnp.where((rest & 1) == 1, P @ y, y)
+            return P @ P, y
+
+        return jax.lax.cond(rest > 0, use, lambda c: c, (P, y))
+
+    _, y = jax.lax.fori_loop(0, bits, body, (M, x))
+    return y
+
+
+@with_float64
+@functools.partial(jax.jit, static_argnames=("form", "bits"))
+def propagate_momentum_blocks(
+    spec: Spectrum,
+    lr: Float[Array, " K"],
+    beta: Float[Array, " K"],
+    batch: Float[Array, " K"],
+    lengths: Float[Array, " K"],
+    *,
+    form: MomentumForm = "ema",
+    bits: int = 40,
+):
+    """Apply ``K`` constant blocks of momentum SGD in closed form (module docstring).
+
+    Returns ``(loss after each block, final moments (3, n))``. ``lengths`` may be 0 (padding:
+    the identity) and must be below ``2^bits``. Differentiable in ``lr``, ``beta``, ``batch``.
+    """
+    momentum_coefficients(jnp.zeros(()), form)
+    n = spec.size
+    zeros = jnp.zeros_like(spec.target)
+    x0 = jnp.concatenate([spec.target, zeros, zeros, jnp.ones(1, dtype=zeros.dtype)])
+
+    @jax.checkpoint
+    def block(x, lr_k, beta_k, m_k, n_k):
+        return _power_apply(_affine_step(spec, lr_k, beta_k, m_k, form), n_k, x, bits)
+
+    def body(x, inp):
+        lr_k, beta_k, m_k, n_k = inp
+        x = jax.lax.cond(n_k > 0, lambda x: block(x, lr_k, beta_k, m_k, n_k), lambda x: x, x)
+        return x, spec.loss(x[:n])
+
+    lengths = jnp.asarray(lengths, dtype=float)
+    x, losses = jax.lax.scan(body, x0, (lr, beta, batch, lengths))
+    return losses, x[:-1].reshape(3, n)
+
+
+class MomentumBlocks(AbstractDynamics):
+    """Closed-form propagation of momentum SGD over the constant blocks of a ``"previous"``
+    schedule (module docstring): exact to rounding, loss reported at block boundaries, cost
+    :math:`O(\\log L)` per block of length ``L``."""
+
+    supports_momentum: ClassVar[bool] = True
+    supports_linear: ClassVar[bool] = False
+
+    def _loss_curve(self, spectrum: Spectrum, schedule: Schedule, batch) -> Trajectory:
+        starts, lengths = knot_blocks(schedule)
+        lr = jnp.asarray(schedule.lr)
+        beta = (
+            jnp.asarray(schedule.momentum) if schedule.momentum is not None else jnp.zeros_like(lr)
+        )
+        m = jnp.asarray(schedule.batch) if schedule.batch is not None else jnp.full_like(lr, batch)
+        losses, _ = propagate_momentum_blocks(
+            spectrum, lr, beta, m, lengths, form=schedule.momentum_form
+        )
+        losses = jnp.concatenate([spectrum.initial_loss()[None], losses])
+        steps = jnp.append(starts, schedule.horizon)
+        return Trajectory(steps, losses, divergence_flag(losses, spectrum.noise))

@@ -152,6 +152,7 @@ class FittedProblem(AbstractLossModel):
             objective.spec,
             objective.batch,
             method=objective.method,
+            momentum_method=objective.momentum_method,
             lr_scale=self.lr_scale,
             loss_scale=self.loss_scale,
             loss_floor=self.loss_floor,

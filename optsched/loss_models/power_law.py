@@ -8,8 +8,10 @@ cap, and the affine map from model to observed loss,
 
 (:math:`s_\eta = s_L = 1`, :math:`L_\infty = 0` for the problem itself). The final loss runs
 through the exact dynamics: the closed-form block propagation or the per-step scan for plain
-SGD (whichever is faster, :func:`~optsched.dynamics.choice.sgd_method`), the per-step moment
-recursion with momentum. Baselines run in one vectorised scan over all variants and peaks.
+SGD (whichever is faster, :func:`~optsched.dynamics.choice.sgd_method`), and likewise the per-step
+moment recursion or its closed-form blocks with momentum
+(:func:`~optsched.dynamics.choice.momentum_method`). Baselines run in one vectorised scan over
+all variants and peaks.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from jaxtyping import Array, Float
 
 from .._precision import with_float64
 from ..dynamics.base import blown_up
-from ..dynamics.momentum import momentum_losses
+from ..dynamics.momentum import momentum_losses, propagate_momentum_blocks
 from ..dynamics.sgd import propagate_blocks, sgd_step, step_losses
 from ..model.spectrum import Spectrum
 from ..schedule import knot_blocks
@@ -38,12 +40,14 @@ class PowerLawObjective(AbstractObjective):
         spec: the tracked modes.
         batch: the batch size where the controls have none.
         method: ``"scan"`` or ``"blocks"`` for plain SGD.
+        momentum_method: ``"scan"`` or ``"blocks"`` with momentum.
         lr_scale, loss_scale, loss_floor: :math:`s_\\eta, s_L, L_\\infty`.
     """
 
     spec: Spectrum
     batch: Float[Array, ""]
     method: str = eqx.field(static=True, default="blocks")
+    momentum_method: str = eqx.field(static=True, default="scan")
     lr_scale: float = 1.0
     loss_scale: float = 1.0
     loss_floor: float = 0.0
@@ -55,7 +59,11 @@ class PowerLawObjective(AbstractObjective):
         lr = self.lr_scale * values["lr"]
         m = values.get("batch", jnp.full_like(lr, self.batch))
         idx = blocks.block_of_step
-        if "momentum" in values:
+        if "momentum" in values and self.momentum_method == "blocks":
+            loss = propagate_momentum_blocks(
+                self.spec, lr, values["momentum"], m, blocks.lengths, form=momentum_form
+            )[0][-1]
+        elif "momentum" in values:
             loss = momentum_losses(
                 self.spec, lr[idx], values["momentum"][idx], m[idx], form=momentum_form
             )[-1]
@@ -68,9 +76,12 @@ class PowerLawObjective(AbstractObjective):
     @with_float64
     def knot_losses(self, schedule):
         steps = np.append(np.asarray(schedule.steps), schedule.horizon)
-        lr, beta, m = schedule.per_step(self.batch)
-        lr = self.lr_scale * lr
-        if schedule.momentum is not None or schedule.interpolation != "previous":
+        blocks = schedule.interpolation == "previous" and (
+            schedule.momentum is None or self.momentum_method == "blocks"
+        )
+        if not blocks:
+            lr, beta, m = schedule.per_step(self.batch)
+            lr = self.lr_scale * lr
             if schedule.momentum is not None:
                 losses = momentum_losses(self.spec, lr, beta, m, form=schedule.momentum_form)
             else:
@@ -83,7 +94,17 @@ class PowerLawObjective(AbstractObjective):
             if schedule.batch is not None
             else jnp.full_like(knot_lr, self.batch)
         )
-        losses, _ = propagate_blocks(self.spec, knot_lr, knot_m, lengths)
+        if schedule.momentum is not None:
+            losses, _ = propagate_momentum_blocks(
+                self.spec,
+                knot_lr,
+                jnp.asarray(schedule.momentum),
+                knot_m,
+                lengths,
+                form=schedule.momentum_form,
+            )
+        else:
+            losses, _ = propagate_blocks(self.spec, knot_lr, knot_m, lengths)
         losses = np.concatenate([[float(self.spec.initial_loss())], np.asarray(losses)])
         return steps, self._observed(losses)
 

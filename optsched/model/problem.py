@@ -182,12 +182,16 @@ class PowerLawProblem(AbstractLossModel):
     def objective(self, horizon: int, lr_max: float, *, max_blocks: int = 128):
         """The exact final loss on modes accurate up to intrinsic time ``lr_max * horizon``
         (:class:`~optsched.loss_models.power_law.PowerLawObjective`)."""
-        from ..dynamics.choice import modes_for, sgd_method
+        from ..dynamics.choice import modes_for, momentum_method, sgd_method
         from ..loss_models.power_law import PowerLawObjective
 
         spec = modes_for(self, float(lr_max) * int(horizon))
-        method = sgd_method(int(horizon), spec.size, max_blocks)
-        return PowerLawObjective(spec, jnp.asarray(self.batch), method=method)
+        return PowerLawObjective(
+            spec,
+            jnp.asarray(self.batch),
+            method=sgd_method(int(horizon), spec.size, max_blocks),
+            momentum_method=momentum_method(int(horizon), spec.size, max_blocks),
+        )
 
     @with_float64
     def curve(self, lr) -> Float[Array, " T+1"]:

@@ -593,6 +593,7 @@ def _with_method(objective, method: str):
         objective.spec,
         objective.batch,
         method=method,
+        momentum_method=objective.momentum_method,
         lr_scale=objective.lr_scale,
         loss_scale=objective.loss_scale,
         loss_floor=objective.loss_floor,
