@@ -780,7 +780,8 @@ def _enable_compilation_cache() -> None:
 
     try:
         jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        # every program, however quick to compile: a solve compiles about 60 small ones
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     except Exception:  # an older jax without the persistent cache: run without it
         pass
 

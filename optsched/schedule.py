@@ -42,7 +42,6 @@ MomentumForm = Literal["ema", "heavy_ball"]
 Units = Literal["model", "real"]
 
 
-@functools.partial(jax.jit, static_argnames="interpolation")
 def expand(
     steps: Int[Array, " K"],
     values: Float[Array, " K"],
@@ -55,21 +54,45 @@ def expand(
     last value (the convention of optax schedules). Linear interpolation weighs the two knots
     around ``t`` by :math:`w = (t - s_i) / (s_{i+1} - s_i)`, the step differences taken in
     integers (exact at any step the integer type holds) and the value
-    :math:`(1 - w) v_i + w v_{i+1}` exact at every knot. Compiled once per shape.
+    :math:`(1 - w) v_i + w v_{i+1}` exact at every knot.
+
+    A compiled kernel, compiled once per shape of ``t`` and bucket of knot counts (the knots
+    are padded to a power of two by repeating the last value one step apart past the last
+    knot, which changes no value, so a solve's many schedules share a few programs). With
+    concrete arguments and ``"previous"`` interpolation (a plain look-up) NumPy does it and
+    nothing is compiled. The result is in the caller's precision.
     """
-    steps = jnp.asarray(steps)
-    values = jnp.asarray(values)
-    t = jnp.asarray(t)
     if interpolation not in ("linear", "previous"):
         raise ValueError(f"interpolation must be 'linear' or 'previous', got {interpolation!r}")
+    if interpolation == "previous" and not any(_is_tracer(x) for x in (steps, values, t)):
+        return jnp.asarray(
+            _interpolate(np, np.asarray(steps), np.asarray(values), np.asarray(t), interpolation)
+        )
+    xp = jnp if _is_tracer(steps) or _is_tracer(values) else np
+    steps, values = xp.asarray(steps), xp.asarray(values)
     K = steps.shape[0]
-    idx = jnp.clip(jnp.searchsorted(steps, t, side="right") - 1, 0, K - 1)
+    extra = max(8, 1 << (K - 1).bit_length()) - K
+    if extra and K > 1:
+        steps = xp.concatenate([steps, steps[-1] + xp.arange(1, extra + 1, dtype=steps.dtype)])
+        values = xp.concatenate([values, xp.broadcast_to(values[-1], (extra,))])
+    return _expand_traced(steps, values, t, interpolation)
+
+
+def _interpolate(xp, steps, values, t, interpolation):
+    """The arithmetic of :func:`expand` in ``xp`` (``numpy`` or ``jax.numpy``)."""
+    K = steps.shape[0]
+    idx = xp.clip(xp.searchsorted(steps, t, side="right") - 1, 0, K - 1)
     if interpolation == "previous" or K == 1:
         return values[idx]
-    left = jnp.minimum(idx, K - 2)
+    left = xp.minimum(idx, K - 2)
     s0, s1 = steps[left], steps[left + 1]
-    w = jnp.clip((t - s0).astype(values.dtype) / (s1 - s0).astype(values.dtype), 0.0, 1.0)
+    w = xp.clip((t - s0).astype(values.dtype) / (s1 - s0).astype(values.dtype), 0.0, 1.0)
     return (1.0 - w) * values[left] + w * values[left + 1]
+
+
+@functools.partial(jax.jit, static_argnames="interpolation")
+def _expand_traced(steps, values, t, interpolation):
+    return _interpolate(jnp, jnp.asarray(steps), jnp.asarray(values), jnp.asarray(t), interpolation)
 
 
 def _check_steps(steps: np.ndarray, horizon: int) -> None:

@@ -98,14 +98,15 @@ def test_a_schedule_is_an_optax_schedule_for_int32_and_int64_steps():
 def test_dynamics_refuse_what_they_do_not_support():
     p = o.PowerLawProblem(2.5, 1.2, sigma=0.1, batch=4, features=20)
     mom = o.Schedule([0, 9], [0.2, 0.2], momentum=[0.5, 0.5], interpolation="previous")
-    with pytest.raises(o.UnsupportedScheduleError, match="has momentum"):
-        o.loss_curve(p, mom, method="blocks")
     spec = o.make_spectrum(p, mom)
-    with pytest.raises(o.UnsupportedScheduleError, match="has momentum"):
-        o.StepRecursion().loss_curve(spec, mom, 4.0)
+    for plain_sgd in (o.StepRecursion(), o.BlockPropagation()):
+        with pytest.raises(o.UnsupportedScheduleError, match="has momentum"):
+            plain_sgd.loss_curve(spec, mom, 4.0)
     lin = o.Schedule([0, 9], [0.2, 0.1])
     with pytest.raises(o.UnsupportedScheduleError, match="piecewise-constant"):
         o.BlockPropagation().loss_curve(spec, lin, 4.0)
+    with pytest.raises(o.UnsupportedScheduleError, match="piecewise-constant"):
+        o.loss_curve(p, mom.replace(interpolation="linear"), method="blocks")
 
 
 def test_a_v1_file_written_by_optsched_0_1_is_read_and_rewritten_as_v2(tmp_path):
