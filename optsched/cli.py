@@ -159,7 +159,8 @@ def cmd_solve(args) -> int:
         controls = LearningRateBatch(lr_max=args.lr_max, budget=args.sample_budget)
     else:
         controls = LearningRate(lr_max=args.lr_max)
-    solution = solve(problem, args.horizon, controls, progress=show)
+    interpolation = "linear" if args.smooth else "previous"
+    solution = solve(problem, args.horizon, controls, interpolation=interpolation, progress=show)
     if show:
         sys.stderr.write("\r\033[K")
     solution.save(args.out)  # atomic; the folder was checked before the solve
@@ -612,7 +613,12 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument(
         "--momentum",
         action="store_true",
-        help="also optimise the EMA momentum beta(t) (per-step recursion)",
+        help="also optimise the EMA momentum beta(t) (closed form per block for long runs)",
+    )
+    solve.add_argument(
+        "--smooth",
+        action="store_true",
+        help="controls linear between knots (no staircase; evaluated step by step)",
     )
     solve.add_argument(
         "--batch-schedule",

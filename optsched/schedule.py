@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._precision import with_float64
 
@@ -43,9 +43,9 @@ Units = Literal["model", "real"]
 
 
 def expand(
-    steps: Int[Array, " K"],
-    values: Float[Array, " K"],
-    t: Int[Array, "..."],
+    steps: Int[ArrayLike, " K"],
+    values: Float[ArrayLike, " K"],
+    t: Int[ArrayLike, "..."],
     interpolation: Interpolation,
 ) -> Float[Array, "..."]:
     """Value of the knot schedule ``(steps, values)`` at integer steps ``t`` (jit-able).
@@ -69,13 +69,13 @@ def expand(
             _interpolate(np, np.asarray(steps), np.asarray(values), np.asarray(t), interpolation)
         )
     xp = jnp if _is_tracer(steps) or _is_tracer(values) else np
-    steps, values = xp.asarray(steps), xp.asarray(values)
-    K = steps.shape[0]
+    knots, knot_values = xp.asarray(steps), xp.asarray(values)
+    K = knots.shape[0]
     extra = max(8, 1 << (K - 1).bit_length()) - K
     if extra and K > 1:
-        steps = xp.concatenate([steps, steps[-1] + xp.arange(1, extra + 1, dtype=steps.dtype)])
-        values = xp.concatenate([values, xp.broadcast_to(values[-1], (extra,))])
-    return _expand_traced(steps, values, t, interpolation)
+        knots = xp.concatenate([knots, knots[-1] + xp.arange(1, extra + 1, dtype=knots.dtype)])
+        knot_values = xp.concatenate([knot_values, xp.broadcast_to(knot_values[-1], (extra,))])
+    return _expand_traced(knots, knot_values, t, interpolation)
 
 
 def _interpolate(xp, steps, values, t, interpolation):
@@ -362,23 +362,58 @@ def knot_blocks(schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Blocks(eqx.Module):
-    """The constant blocks of one refinement level, padded to a fixed count.
+    """The knots of one refinement level, padded to a fixed count, and how steps read them.
+
+    With ``"previous"`` interpolation the controls are constant on each block; with
+    ``"linear"`` they are continuous, step ``t`` between knots ``s_i <= t < s_{i+1}`` taking
+    :math:`(1 - w_t) v_i + w_t v_{i+1}`, :math:`w_t = (t - s_i)/(s_{i+1} - s_i)` (exactly what
+    :func:`expand` gives, so what is optimised is what is exported).
 
     Attributes:
         lengths: steps in each block (0 for padding), shape ``(P,)``.
         block_of_step: the block each step ``0 .. T-1`` belongs to, shape ``(T,)``, for the
             per-step dynamics; ``None`` when only the closed-form block propagation is used
             (then blocks of different horizons share one shape and can be stacked).
+        weight_of_step: :math:`w_t` for linear interpolation, shape ``(T,)``; ``None`` for
+            piecewise-constant controls.
     """
 
     lengths: Float[Array, " P"]
     block_of_step: Int[Array, " T"] | None = None
+    weight_of_step: Float[Array, " T"] | None = None
 
     @classmethod
-    def build(cls, steps: np.ndarray, horizon: int, pad: int, *, per_step: bool = True) -> Blocks:
+    def build(
+        cls,
+        steps: np.ndarray,
+        horizon: int,
+        pad: int,
+        *,
+        per_step: bool = True,
+        interpolation: Interpolation = "previous",
+    ) -> Blocks:
         lengths = np.zeros(pad)
         lengths[: len(steps)] = block_lengths(steps, horizon)
+        if interpolation == "linear" and not per_step:
+            raise ValueError("linear controls are evaluated step by step (per_step=True)")
         if not per_step:
             return cls(jnp.asarray(lengths))
         block = np.searchsorted(steps, np.arange(horizon), side="right") - 1
-        return cls(jnp.asarray(lengths), jnp.asarray(block, dtype=jnp.int32))
+        if interpolation == "previous":
+            return cls(jnp.asarray(lengths), jnp.asarray(block, dtype=jnp.int32))
+        nxt = np.append(steps[1:], steps[-1] + 1)[block]
+        weight = np.where(block < len(steps) - 1, (np.arange(horizon) - steps[block]), 0)
+        weight = weight / (nxt - steps[block])
+        return cls(jnp.asarray(lengths), jnp.asarray(block, dtype=jnp.int32), jnp.asarray(weight))
+
+    def per_step(self, values: Float[Array, " P"]) -> Float[Array, " T"]:
+        """The control at every step from its knot values ``(P,)`` (padded)."""
+        if self.block_of_step is None:
+            raise ValueError("a per-step loss model needs per-step blocks")
+        here = values[self.block_of_step]
+        if self.weight_of_step is None:
+            return here
+        w = self.weight_of_step
+        return (1.0 - w) * here + w * values[
+            jnp.minimum(self.block_of_step + 1, values.shape[0] - 1)
+        ]

@@ -1,6 +1,9 @@
 """The command line: the README's main job, JSON output, and one-line errors for bad input."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -159,3 +162,29 @@ def test_version_and_guards_around_writes(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted" in err and not (tmp_path / "c.csv").exists()
     assert src.read_text() == before
+
+
+def test_smooth_solve_writes_a_linear_schedule(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    argv = ["solve", "--features", "60", "--horizon", "200", "--lr-max", "2", "--smooth"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    stored = json.loads(out.read_text())
+    assert stored["interpolation"] == "linear"
+    assert main(["evaluate", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert abs(data["final_loss"] / stored["predicted_final_loss"] - 1) < 1e-4
+
+
+def test_the_cli_keeps_compiled_programs_in_its_cache_folder(tmp_path):
+    """A new process with OPTSCHED_CACHE_DIR fills that folder; a second run reads it."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, OPTSCHED_CACHE_DIR=str(cache))
+    argv = [sys.executable, "-m", "optsched", "solve", "--features", "20", "--horizon", "50"]
+    argv += ["--lr-max", "1", "--quiet", "--out", str(tmp_path / "s.json")]
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    entries = list(cache.iterdir())
+    assert len(entries) > 5
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    assert len(list(cache.iterdir())) == len(entries)  # all hits, nothing new
+    off = dict(os.environ, OPTSCHED_CACHE_DIR="")
+    subprocess.run(argv, env=off, check=True, capture_output=True)

@@ -172,9 +172,7 @@ class CurveObjective(AbstractObjective):
     model: AbstractLossModel
 
     def final_loss(self, values, blocks, momentum_form="ema"):
-        if blocks.block_of_step is None:
-            raise ValueError("a per-step loss model needs per-step blocks")
-        lr = values["lr"][blocks.block_of_step]
+        lr = blocks.per_step(values["lr"])
         # the loss after all T steps alone (O(T) for the bound and the law, not the O(T^2) curve)
         return self.model.curve_at(lr, jnp.array([lr.shape[0]]))[0]
 

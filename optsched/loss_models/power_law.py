@@ -58,17 +58,22 @@ class PowerLawObjective(AbstractObjective):
     def final_loss(self, values, blocks, momentum_form="ema"):
         lr = self.lr_scale * values["lr"]
         m = values.get("batch", jnp.full_like(lr, self.batch))
-        idx = blocks.block_of_step
-        if "momentum" in values and self.momentum_method == "blocks":
+        # linear (smooth) controls have no closed form per block: they run step by step
+        closed_form = blocks.weight_of_step is None
+        if "momentum" in values and self.momentum_method == "blocks" and closed_form:
             loss = propagate_momentum_blocks(
                 self.spec, lr, values["momentum"], m, blocks.lengths, form=momentum_form
             )[0][-1]
         elif "momentum" in values:
             loss = momentum_losses(
-                self.spec, lr[idx], values["momentum"][idx], m[idx], form=momentum_form
+                self.spec,
+                blocks.per_step(lr),
+                blocks.per_step(values["momentum"]),
+                blocks.per_step(m),
+                form=momentum_form,
             )[-1]
-        elif self.method == "scan":
-            loss = step_losses(self.spec, lr[idx], m[idx])[-1]
+        elif self.method == "scan" or not closed_form:
+            loss = step_losses(self.spec, blocks.per_step(lr), blocks.per_step(m))[-1]
         else:
             loss = propagate_blocks(self.spec, lr, m, blocks.lengths)[0][-1]
         return self._observed(loss)

@@ -36,7 +36,7 @@ from jaxtyping import Array, Float
 
 from ..dynamics.momentum import momentum_coefficients
 from ..loss_models.base import AbstractObjective
-from ..schedule import Blocks, MomentumForm, Schedule
+from ..schedule import Blocks, Interpolation, MomentumForm, Schedule
 
 __all__ = ["AbstractControls", "LearningRate", "LearningRateBatch", "LearningRateMomentum"]
 
@@ -96,15 +96,22 @@ class AbstractControls(eqx.Module):
         theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / self._cap())
         return theta
 
-    def schedule(self, theta, blocks: Blocks, steps: np.ndarray, horizon: int) -> Schedule:
-        """The piecewise-constant schedule of ``theta`` (padding dropped)."""
+    def schedule(
+        self,
+        theta,
+        blocks: Blocks,
+        steps: np.ndarray,
+        horizon: int,
+        interpolation: Interpolation = "previous",
+    ) -> Schedule:
+        """The schedule of ``theta`` on the knots ``steps`` (padding dropped)."""
         k = len(steps)
         vals = {name: np.asarray(v)[:k] for name, v in self.values(theta, blocks).items()}
         return Schedule(
             steps,
             vals["lr"],
             horizon=horizon,
-            interpolation="previous",
+            interpolation=interpolation,
             momentum_form=self.momentum_form,
             momentum=vals.get("momentum"),
             batch=vals.get("batch"),

@@ -43,7 +43,7 @@ from .._precision import with_float64
 from ..loss_models.base import AbstractLossModel, AbstractObjective
 from ..model.problem import PowerLawProblem
 from ..model.spectrum import Spectrum
-from ..schedule import Blocks, Schedule
+from ..schedule import Blocks, Interpolation, Schedule
 from .baselines import tune_baselines
 from .lbfgs import minimise
 from .parameterisation import (
@@ -175,6 +175,7 @@ def _refine(
     optimiser: LBFGS,
     say,
     histories,
+    interpolation: Interpolation = "previous",
 ) -> list[Schedule]:
     """Optimise each item's controls level by level (coarse to fine), from the previous level.
 
@@ -199,7 +200,7 @@ def _refine(
             knot_steps(T, lv[min(j, len(lv) - 1)]) for T, lv in zip(horizons, levels, strict=True)
         ]
         blocks = [
-            Blocks.build(steps[i], horizons[i], pad, per_step=per_step)
+            Blocks.build(steps[i], horizons[i], pad, per_step=per_step, interpolation=interpolation)
             for i in range(1 if shared else B)
         ]
         theta0 = [
@@ -249,7 +250,7 @@ def _refine(
             done[i] = settled or last[i]
             values[i] = min(values[i], new)
             scheds[i] = controls[i].schedule(
-                theta[i], blocks[0 if shared else i], steps[i], horizons[i]
+                theta[i], blocks[0 if shared else i], steps[i], horizons[i], interpolation
             )
         if B > 1:
             say(f"level {j + 1}: {int(np.sum(run))} of {B} solves refined, {sum(done)} settled")
@@ -310,6 +311,7 @@ def solve(
     controls: AbstractControls | float | None = None,
     *,
     optimiser: LBFGS = LBFGS(),
+    interpolation: Interpolation = "previous",
     throw: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> Solution:
@@ -323,7 +325,8 @@ def solve(
       problems);
     * :class:`LearningRateMomentum` ``(lr_max, beta_max, form)``: also the momentum
       :math:`0 \le \beta_t \le \beta_{max}` (``form`` ``"ema"`` or ``"heavy_ball"``), through the
-      exact per-step moment recursion (its cost grows with ``T``);
+      exact moment recursion: per step for short horizons, in closed form per block (cost
+      ``O(log T)`` per block) for long ones;
     * :class:`LearningRateBatch` ``(lr_max, budget, batch_min, batch_max)``: also the batch size
       :math:`m_{min} \le m_t \le m_{max}` with :math:`\sum_t m_t = D` exactly (default range
       ``(1, 16 D / T)``); the problem's own batch size is replaced by ``D / T``, at which the
@@ -340,6 +343,10 @@ def solve(
         horizon: number of steps ``T``.
         controls: what to optimise and its bounds (above), in the model's units.
         optimiser: :class:`LBFGS` settings (knots, refinement, iterations, tolerances).
+        interpolation: ``"previous"`` (controls constant between knots, the default: exact in
+            closed form per block, cost independent of ``T``) or ``"linear"`` (smooth: controls
+            linear between knots, evaluated step by step, so the exported per-step schedule is
+            exactly the optimised one; cost grows with ``T``; not with a batch budget).
         throw: raise :class:`SolveError` when the solve did not succeed; with ``False`` the
             :attr:`Solution.result` code says so instead (for batched and scripted solves).
         progress: called with a short message after each stage (the CLI draws a bar from it).
@@ -348,7 +355,14 @@ def solve(
         A :class:`Solution` whose schedule is in the model's units.
     """
     t_start = time.perf_counter()
+    if interpolation not in ("previous", "linear"):
+        raise ValueError(f"interpolation must be 'previous' or 'linear', got {interpolation!r}")
     model, horizon, controls, lr_max = _prepare(model, horizon, controls)
+    if interpolation == "linear" and isinstance(controls, LearningRateBatch):
+        raise ValueError(
+            "a batch budget is solved with piecewise-constant controls (interpolation="
+            "'previous'): the budget is kept exactly per block"
+        )
     say = progress or (lambda msg: None)
     levels = _levels(horizon, optimiser.knots, optimiser.max_knots)
     # the momentum schedule needs finer knots than the learning rate alone (measured: at T = 300,
@@ -363,7 +377,13 @@ def solve(
     baselines = tune_baselines(objective, horizon, lr_max)
     best = min(baselines.values(), key=lambda r: r.final_loss)
     say(f"best baseline {best.name}: {best.final_loss:.6g}")
-    stats = {"method": getattr(objective, "method", "per_step"), "lr_max": lr_max}
+    stats = {
+        "method": getattr(objective, "method", "per_step")
+        if interpolation == "previous"
+        else "scan",
+        "lr_max": lr_max,
+        "interpolation": interpolation,
+    }
     if not math.isfinite(best.final_loss):
         return _finish(
             _solution(
@@ -383,7 +403,12 @@ def solve(
     batch = float(getattr(model, "batch", 1.0))
     history: list[dict] = []
     refine: dict[str, Any] = dict(
-        pad=pad, per_step=True, optimiser=optimiser, say=say, histories=[history]
+        pad=pad,
+        per_step=True,
+        optimiser=optimiser,
+        say=say,
+        histories=[history],
+        interpolation=interpolation,
     )
     lr_only = LearningRate(lr_max=lr_max).with_lr_max(lr_max)
     [sched] = _refine(
