@@ -7,8 +7,13 @@ XLA plans for the gradient (arguments + outputs + temporaries), the final loss, 
 difference from the exact per-step recursion over exact modes (or over quadrature nodes for
 N = inf, where exact modes cannot run).
 
-    python benchmarks/bench_dynamics.py            # full table (a few minutes on 2 cores)
+Momentum (second table): the per-step moment recursion against the closed-form blocks
+(binary powering of the moment map, ``propagate_momentum_blocks``) at T = 1e4, 1e5, 1e6, N = inf,
+both on the quadrature, the momentum varying from knot to knot.
+
+    python benchmarks/bench_dynamics.py            # full tables (a few minutes on 2 cores)
     python benchmarks/bench_dynamics.py --quick    # skip the slow exact-mode gradient at 1e5
+    python benchmarks/bench_dynamics.py --momentum-only
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import optsched as o
+from optsched.dynamics.momentum import momentum_losses, propagate_momentum_blocks
 from optsched.dynamics.sgd import propagate_blocks, step_losses
 
 PROBLEM = dict(a=2.5, b=1.2, sigma=0.1, batch=4.0)
@@ -155,12 +161,70 @@ def run_case(T: int, N, K: int, quick: bool):
     return rows, scan_grad_time / block_grad_time, len(lr_knots)
 
 
+def momentum_case(T: int, K: int):
+    """Per-step moment recursion against closed-form momentum blocks, N = inf."""
+    p = o.PowerLawProblem(features=math.inf, **PROBLEM)
+    quad_probe = o.spectrum(p, o.mode_grid(math.inf, b=PROBLEM["b"], max_time=1.0))
+    peak = 0.25 * float(o.max_stable_lr(quad_probe, PROBLEM["batch"]))
+    sched = knot_schedule(T, K, peak)
+    _, lengths = o.controls.knot_blocks(sched)
+    quad = o.spectrum(p, o.mode_grid(math.inf, b=PROBLEM["b"], max_time=sched.intrinsic_time() * 4))
+    lr = jnp.asarray(sched.lr)
+    beta = jnp.asarray(0.9 - 0.8 * np.asarray(sched.steps) / T)  # 0.9 falling to 0.1
+    m_knots = jnp.full_like(lr, PROBLEM["batch"])
+    idx = jnp.asarray(np.repeat(np.arange(len(lengths)), lengths))
+    chunk = max(int(math.sqrt(T)), 1) if T > 10_000 else None
+
+    def scan_loss(lr, beta):
+        m = jnp.full(T, PROBLEM["batch"])
+        return momentum_losses(quad, lr[idx], beta[idx], m, checkpoint_every=chunk)[-1]
+
+    def block_loss(lr, beta):
+        return propagate_momentum_blocks(quad, lr, beta, m_knots, jnp.asarray(lengths, float))[0][
+            -1
+        ]
+
+    rows = []
+    for label, fn in (("momentum scan", scan_loss), ("momentum blocks", block_loss)):
+        val, t_fwd = timed(jax.jit(fn), lr, beta)
+        _, t_grad = timed(jax.jit(jax.value_and_grad(fn, argnums=(0, 1))), lr, beta, repeats=2)
+        mem = planned_bytes(jax.value_and_grad(fn, argnums=(0, 1)), lr, beta)
+        rows.append((label, quad.size, t_fwd, t_grad, mem, float(val)))
+    ref = rows[0][5]
+    return [(*r, r[5] / ref - 1) for r in rows], rows[0][3] / rows[1][3], len(lengths)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--knots", type=int, default=64)
+    parser.add_argument("--momentum-only", action="store_true")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, float64; problem {PROBLEM}")
+    if not args.momentum_only:
+        plain_sgd_table(args)
+    header = (
+        f"{'T':>8} {'N':>7} {'method':<26} {'modes':>6} {'loss':>10} {'loss+grad':>10} "
+        f"{'memory':>9} {'final L_T':>11} {'rel. diff':>9}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    ratios = []
+    for T in (10**4, 10**5, 10**6):
+        rows, ratio, K = momentum_case(T, 2 * args.knots)
+        for label, n, tf, tg, mem, val, rel in rows:
+            print(
+                f"{T:>8.0e} {'inf':>7} {label:<26} {n:>6} {fmt_time(tf):>10} "
+                f"{fmt_time(tg):>10} {fmt_bytes(mem):>9} {val:>11.5e} {rel:>9.1e}"
+            )
+        ratios.append((T, K, ratio))
+    print()
+    for T, K, ratio in ratios:
+        print(f"momentum T={T:.0e} N=inf: K={K} knots; gradient speed-up of blocks: {ratio:,.1f}x")
+
+
+def plain_sgd_table(args):
     header = (
         f"{'T':>8} {'N':>7} {'method':<26} {'modes':>6} {'loss':>10} {'loss+grad':>10} "
         f"{'memory':>9} {'final L_T':>11} {'rel. diff':>9}"

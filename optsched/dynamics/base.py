@@ -55,9 +55,10 @@ class Trajectory(eqx.Module):
         return self.loss[-1]
 
 
-def blown_up(loss, initial_loss, noise) -> Bool[Array, "..."]:
-    """Elementwise: is ``loss`` non-finite or above ``BLOWUP * (|L_0| + noise)``?"""
-    return ~jnp.isfinite(loss) | (loss > BLOWUP * (jnp.abs(initial_loss) + noise))
+def blown_up(loss, initial_loss, noise, *, xp=jnp) -> Bool[Array, "..."]:
+    """Elementwise: is ``loss`` non-finite or above ``BLOWUP * (|L_0| + noise)``? (``xp=np``
+    for concrete NumPy inputs.)"""
+    return ~xp.isfinite(loss) | (loss > BLOWUP * (xp.abs(initial_loss) + noise))
 
 
 def divergence_flag(loss: Float[Array, " P"], noise) -> Bool[Array, ""]:

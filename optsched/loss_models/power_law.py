@@ -115,10 +115,12 @@ class PowerLawObjective(AbstractObjective):
 
     @with_float64
     def baseline_final_losses(self, shapes, peaks):
-        shapes = jnp.asarray(shapes, dtype=float)
-        peaks = self.lr_scale * jnp.asarray(peaks, dtype=float)
-        losses = np.asarray(_peak_scan(self.spec, shapes.T, peaks, jnp.asarray(self.batch)))
-        bad = np.asarray(blown_up(losses, self.spec.initial_loss(), self.spec.noise))
+        # the glue in NumPy: every call has new shapes, and eager JAX would compile each op
+        shapes_tv = np.ascontiguousarray(np.asarray(shapes, dtype=float).T)
+        peaks = float(self.lr_scale) * np.asarray(peaks, dtype=float)
+        losses = np.asarray(_peak_scan(self.spec, shapes_tv, peaks, self.batch))
+        start, noise = float(self.spec.initial_loss()), float(self.spec.noise)
+        bad = blown_up(losses, start, noise, xp=np)
         return np.where(bad, np.inf, self._observed(losses))
 
 

@@ -93,7 +93,7 @@ class AbstractControls(eqx.Module):
         """A ``(rows, pad)`` parameter array whose first row follows ``schedule``'s learning rate
         at ``steps`` (the other rows are left for the subclass)."""
         theta = np.zeros((rows, pad))
-        theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / self._cap())
+        theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / float(self._cap()))
         return theta
 
     def schedule(
