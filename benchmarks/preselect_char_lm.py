@@ -19,10 +19,10 @@ models are fitted to the two pilots of ``fit_char_lm.py`` (constant and 10% cool
    runs' first; top-2 hit: the runs' first is among the model's first two; Spearman correlation
    of the two orders. Per seed and on the mean over seeds.
 
-    python benchmarks/preselect_char_lm.py [--seeds 2]   # about 20 minutes on 2 CPU cores
-    python benchmarks/preselect_char_lm.py --sgd-only    # the SGD ladder, about 5 minutes
+    python benchmarks/preselect_char_lm.py [--seeds 2]      # all three parts, ~45 min on 2 cores
+    python benchmarks/preselect_char_lm.py --part sgd       # one part: adamw, sgd or preselect
 
-Writes results/preselect_char_lm.txt.
+Each part writes its own table: results/preselect_{adamw,sgd,ranking}_char_lm.txt.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ from end_to_end_char_lm import EVALS, PEAK, pilot_runs, warmup  # noqa: E402
 LADDER = 0.008 * 2.0 ** np.arange(8)
 DIVERGED = math.log(256)
 SGD_PILOT = 0.1
+HEAD = [
+    "| family | predicted largest stable peak | peaks run (final val loss) | "
+    "precision | recall | F1 |",
+    "|---|---|---|---|---|---|",
+]
 
 
 def shape(name: str, T: int) -> np.ndarray:
@@ -98,66 +103,28 @@ def sgd_ladder(cfg, train, val, t0) -> list[str]:
     ]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--sgd-only", action="store_true", help="only the SGD divergence ladder")
-    args = parser.parse_args()
-    t0 = time.perf_counter()
-    cfg = dict(char_lm.SIZES["small"])
-    T = cfg["steps"]
-    out = pathlib.Path(__file__).parent / "results"
-    head = [
-        "| family | predicted largest stable peak | peaks run (final val loss) | "
-        "precision | recall | F1 |",
-        "|---|---|---|---|---|---|",
-    ]
-    if args.sgd_only:
-        train, val = char_lm.corpus()
-        lines = [f"# preselect_char_lm.py --sgd-only: char_lm small, SGD, T = {T}", "", *head]
-        lines += [*sgd_ladder(cfg, train, val, t0), "", "(* diverged)"]
-        lines.insert(1, f"# {(time.perf_counter() - t0) / 60:.1f} min")
-        print("\n".join(lines))
-        (out / "preselect_sgd_char_lm.txt").write_text("\n".join(lines) + "\n")
-        return 0
-    pilots = pilot_runs(T)
-    models = {
-        "plrf": o.fit(pilots),
-        "mpl": o.fit_multi_power_law(pilots),
-        "convex": o.fit_convex_bound(pilots),
-    }
-    print(f"fitted ({time.perf_counter() - t0:.0f} s)", flush=True)
-    train, val = char_lm.corpus()
-    run = char_lm.make_trainer(cfg, train, val, evals=EVALS)
-
-    def final(table, seed) -> float:
-        vals, _ = run(jax.random.PRNGKey(seed), jnp.asarray(table, dtype=char_lm.F32))
-        return float(np.asarray(vals)[-1])
-
-    lines = [f"# benchmarks/preselect_char_lm.py: char_lm small (AdamW), T = {T}", ""]
-    # 1. divergence ladder
-    lines += ["## Divergence: predicted edge against a ladder of real runs", "", *head]
+def adamw_ladder(models, run, T) -> list[str]:
+    """The AdamW divergence ladder: cosine and constant at LADDER, seed 0."""
+    lines = [*HEAD]
     truth, guess = [], []
     for fam in ("cosine", "constant"):
         lr = warmup(T) * shape(fam, T)
-        sched = o.Schedule(np.arange(T), lr, horizon=T)
-        edge, err = models["plrf"].max_stable_peak(sched)
+        edge, err = models["plrf"].max_stable_peak(o.Schedule(np.arange(T), lr, horizon=T))
         cells, t_f, g_f = [], [], []
         for peak in LADDER:
-            loss = final(peak * lr, 0)
+            loss = run(peak * lr, 0)
             t_f.append(not (math.isfinite(loss) and loss <= DIVERGED))
             g_f.append(bool(peak > edge))
             cells.append(f"{peak:g} ({loss:.3g}{'*' if t_f[-1] else ''})")
-            print(
-                f"  {fam} peak {peak:g}: {loss:.4g} ({time.perf_counter() - t0:.0f} s)", flush=True
-            )
+            print(f"  {fam} peak {peak:g}: {loss:.4g}", flush=True)
         truth += t_f
         guess += g_f
         lines.append(f"| {fam} | {edge:.4g} +- {err:.2g} | {', '.join(cells)} | {_prf(t_f, g_f)} |")
-    lines += [f"| both | | | {_prf(truth, guess)} |"]
-    lines += [*sgd_ladder(cfg, train, val, t0), "", "(* diverged)", ""]
+    return [*lines, f"| both | | | {_prf(truth, guess)} |", "", "(* diverged)"]
 
-    # 2. pre-selection
+
+def preselection(models, run, T, seeds) -> list[str]:
+    """Candidates ranked by each fitted model (``optsched.ranking.rank``) against real runs."""
     solved = o.solve(models["plrf"], T, PEAK).schedule
     bases = {name: shape(name, T) for name in ("cosine", "linear", "wsd 10%", "wsd 30%")}
     bases["solved (plrf)"] = np.asarray(solved.per_step(1.0)[0]) / PEAK
@@ -167,21 +134,22 @@ def main() -> int:
         for name, base in bases.items()
     }
     names = list(tables)
-    real = np.array([[final(tables[n], s) for n in names] for s in range(args.seeds)])
-    print(f"pre-selection runs done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    real = np.empty((seeds, len(names)))
+    for s in range(seeds):
+        for j, n in enumerate(names):
+            real[s, j] = run(tables[n], s)
+            print(f"  seed {s} {n}: {real[s, j]:.4f}", flush=True)
     candidates = [(n, o.Schedule(np.arange(T), tables[n], horizon=T)) for n in names]
-    lines += [
-        "## Pre-selection: ranking by the fitted models against real runs",
+    lines = [
+        f"Real final validation loss ({seeds} seeds):",
         "",
-        f"Real final validation loss ({args.seeds} seeds, mean):",
-        "",
-        "| candidate | " + " | ".join(f"seed {s}" for s in range(args.seeds)) + " | mean |",
-        "|---|" + "---|" * (args.seeds + 1),
+        "| candidate | " + " | ".join(f"seed {s}" for s in range(seeds)) + " | mean |",
+        "|---|" + "---|" * (seeds + 1),
     ]
     for j, n in enumerate(names):
         lines.append(
             f"| {n} | "
-            + " | ".join(f"{real[s, j]:.4f}" for s in range(args.seeds))
+            + " | ".join(f"{real[s, j]:.4f}" for s in range(seeds))
             + f" | {real[:, j].mean():.4f} |"
         )
     lines += [
@@ -203,10 +171,55 @@ def main() -> int:
             f"| {label} | {order[0]} | {np.mean(hits1[:-1]):.2f}; {int(hits1[-1])} | "
             f"{np.mean(hits2[:-1]):.2f}; {int(hits2[-1])} | {rho:+.2f} |"
         )
-    lines.insert(1, f"# {(time.perf_counter() - t0) / 60:.1f} min")
-    text = "\n".join(lines)
-    print(text)
-    (out / "preselect_char_lm.txt").write_text(text + "\n")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--part", choices=("all", "adamw", "sgd", "preselect"), default="all")
+    args = parser.parse_args()
+    cfg = dict(char_lm.SIZES["small"])
+    T = cfg["steps"]
+    out = pathlib.Path(__file__).parent / "results"
+    train, val = char_lm.corpus()
+    trainer = char_lm.make_trainer(cfg, train, val, evals=EVALS)
+
+    def run(table, seed) -> float:
+        vals, _ = trainer(jax.random.PRNGKey(seed), jnp.asarray(table, dtype=char_lm.F32))
+        return float(np.asarray(vals)[-1])
+
+    parts = ("adamw", "sgd", "preselect") if args.part == "all" else (args.part,)
+    models = {}
+    if {"adamw", "preselect"} & set(parts):
+        pilots = pilot_runs(T)
+        models = {
+            "plrf": o.fit(pilots),
+            "mpl": o.fit_multi_power_law(pilots),
+            "convex": o.fit_convex_bound(pilots),
+        }
+    for part in parts:
+        t0 = time.perf_counter()
+        if part == "adamw":
+            title, file = f"divergence ladder, AdamW, T = {T}", "preselect_adamw_char_lm.txt"
+            body = adamw_ladder(models, run, T)
+        elif part == "sgd":
+            title, file = f"divergence ladder, SGD, T = {T}", "preselect_sgd_char_lm.txt"
+            body = [*HEAD, *sgd_ladder(cfg, train, val, t0), "", "(* diverged)"]
+        else:
+            title, file = f"pre-selection, AdamW, T = {T}", "preselect_ranking_char_lm.txt"
+            body = preselection(models, run, T, args.seeds)
+        minutes = (time.perf_counter() - t0) / 60
+        text = "\n".join(
+            [
+                f"# preselect_char_lm.py --part {part}: char_lm small, {title}",
+                f"# {minutes:.1f} min",
+                "",
+                *body,
+            ]
+        )
+        print(text, flush=True)
+        (out / file).write_text(text + "\n")
     return 0
 
 
