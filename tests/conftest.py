@@ -23,10 +23,12 @@ def float64():
 def _free_compiled_programs():
     """After each test, drop JAX's compiled programs and hand the freed memory back.
 
-    Each new horizon or shape compiles new programs (about 30 MB a solve); kept for the whole
-    session they grew each worker to 1.7-1.9 GiB (3.6 GiB for the suite at ``-n 2``). Dropped
-    after every test, and the freed heap returned with ``malloc_trim``, a worker's peak is its
-    largest single test: 1.1-1.4 GiB (2.5 GiB for the suite), for about the same run time.
+    Each new horizon or shape compiles new programs (about 30 MB a solve). Kept for the whole
+    session they grew each worker to 4.2-4.3 GiB (8.5 GiB for the suite at ``-n 2``); dropped
+    after each module, to 1.7-1.9 GiB, since the allocator kept the freed pages. Dropped after
+    every test with the freed heap returned (``malloc_trim``), a worker's peak is its largest
+    single test: 1.1-1.4 GiB (2.5 GiB for the suite), for about the same run time. Measured with
+    ``OPTSCHED_MEMORY_REPORT`` (below).
     """
     yield
     import jax
