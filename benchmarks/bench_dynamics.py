@@ -29,6 +29,7 @@ import numpy as np
 import optsched as o
 from optsched.dynamics.momentum import momentum_losses, propagate_momentum_blocks
 from optsched.dynamics.sgd import propagate_blocks, step_losses
+from optsched.schedule import expand, knot_blocks
 
 PROBLEM = dict(a=2.5, b=1.2, sigma=0.1, batch=4.0)
 
@@ -88,7 +89,7 @@ def run_case(T: int, N, K: int, quick: bool):
     sched = knot_schedule(T, K, peak)
     F = sched.intrinsic_time()
     lr_knots = sched.lr
-    starts, lengths = o.controls.knot_blocks(sched)
+    starts, lengths = knot_blocks(sched)
     m_knots = jnp.full_like(lr_knots, PROBLEM["batch"])
     quad = o.spectrum(p, o.mode_grid(N, b=PROBLEM["b"], max_time=F, method="quadrature"))
     rows = []
@@ -100,7 +101,7 @@ def run_case(T: int, N, K: int, quick: bool):
     t_all = jnp.arange(T)
 
     def expand_knots(lr):  # the one expansion rule, as the file and the export use it
-        return o.expand(sched.steps, lr, t_all, "previous")
+        return expand(sched.steps, lr, t_all, "previous")
 
     def scan_loss(lr):
         return step_losses(
@@ -167,7 +168,7 @@ def momentum_case(T: int, K: int):
     quad_probe = o.spectrum(p, o.mode_grid(math.inf, b=PROBLEM["b"], max_time=1.0))
     peak = 0.25 * float(o.max_stable_lr(quad_probe, PROBLEM["batch"]))
     sched = knot_schedule(T, K, peak)
-    _, lengths = o.controls.knot_blocks(sched)
+    _, lengths = knot_blocks(sched)
     quad = o.spectrum(p, o.mode_grid(math.inf, b=PROBLEM["b"], max_time=sched.intrinsic_time() * 4))
     lr = jnp.asarray(sched.lr)
     beta = jnp.asarray(0.9 - 0.8 * np.asarray(sched.steps) / T)  # 0.9 falling to 0.1
@@ -200,6 +201,11 @@ def main():
     parser.add_argument("--knots", type=int, default=64)
     parser.add_argument("--momentum-only", action="store_true")
     args = parser.parse_args()
+    with o.float64():
+        tables(args)
+
+
+def tables(args):
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, float64; problem {PROBLEM}")
     if not args.momentum_only:
         plain_sgd_table(args)

@@ -3,7 +3,7 @@
 The source paper's hard-phase setting (a = 1.3, b = 2.75, sigma = 0.7, batch 4), at infinite
 width. For each horizon T the learning rate alone (eta <= 1) and the learning rate with momentum
 (eta <= 1, momentum <= 0.99, each form) are solved by ``optsched.solve``; momentum runs in closed
-form per block from T of about 4e4 (``optsched.dynamics.choice.momentum_method``). The loss
+form per block on long horizons (``optsched.dynamics.choice.momentum_method``). The loss
 exponent is the slope of -log L_T against log T, between neighbouring horizons and fitted over
 the largest ones, beside plain SGD's asymptotic (a-1)/b = 0.109 and the 1.5 (a-1)/b = 0.164 the
 paper's momentum guide line shows.

@@ -19,10 +19,10 @@ choices below are made once:
 the per-step scan costs about ``30 ns * T * n`` and the block propagation about
 ``K * (100 us + 2 ns * n^3)`` (one eigendecomposition per block), measured on 2 CPU cores
 (N = 30 .. 500, T = 300 .. 20000): the scan wins for ``T`` up to about ``10^4``. With momentum
-(:func:`momentum_method`) the scan costs about ``290 ns * T * n`` (loss and gradient) and the
-closed-form blocks about ``1.7e-10 * (3n + 1)^3`` per block and bit of its length (``log2 L``
-squarings), measured at n = 43 .. 52, T = 1e4 .. 1e6: the blocks win from ``T`` of about
-``4 * 10^4`` (128 knots).
+(:func:`momentum_method`) the scan costs about ``250 ns * T * n`` (loss and gradient) and the
+closed-form blocks about ``1.3e-10 * (3n + 1)^3`` per block and bit of its length (``log2 L``
+squarings), measured at n = 49 .. 61, T = 1e4 .. 1e6 (``benchmarks/bench_dynamics.py``): the
+blocks win from ``T`` of about ``4 * 10^4`` (120 knots).
 
 **Modes** (:func:`modes_for`). A finite student of at most ``EXACT_MAX_MODES`` modes is
 tracked exactly; a wider or infinite one by the log-``k`` quadrature of
@@ -99,9 +99,9 @@ def sgd_method(horizon: int, modes: int, blocks: int) -> Literal["scan", "blocks
 def momentum_method(horizon: int, modes: int, blocks: int) -> Literal["scan", "blocks"]:
     """``"scan"`` or ``"blocks"`` for the momentum moments, whichever evaluates ``L_T`` and its
     gradient faster (the measured costs in the module docstring)."""
-    scan = 2.9e-7 * horizon * modes
+    scan = 2.5e-7 * horizon * modes
     bits = max(1.0, math.log2(max(horizon / max(blocks, 1), 1.0)) + 1.0)
-    block = blocks * bits * 1.7e-10 * (3 * modes + 1) ** 3
+    block = blocks * bits * 1.3e-10 * (3 * modes + 1) ** 3
     return "scan" if scan < block else "blocks"
 
 
