@@ -33,6 +33,7 @@ __all__ = [
     "Schedule",
     "Blocks",
     "block_lengths",
+    "check_interpolation",
     "expand",
     "knot_blocks",
 ]
@@ -40,6 +41,12 @@ __all__ = [
 Interpolation = Literal["linear", "previous"]
 MomentumForm = Literal["ema", "heavy_ball"]
 Units = Literal["model", "real"]
+
+
+def check_interpolation(interpolation) -> None:
+    """Raise ``ValueError`` unless ``interpolation`` is ``"linear"`` or ``"previous"``."""
+    if interpolation not in ("linear", "previous"):
+        raise ValueError(f"interpolation must be 'linear' or 'previous', got {interpolation!r}")
 
 
 def expand(
@@ -62,8 +69,7 @@ def expand(
     concrete arguments and ``"previous"`` interpolation (a plain look-up) NumPy does it and
     nothing is compiled. The result is in the caller's precision.
     """
-    if interpolation not in ("linear", "previous"):
-        raise ValueError(f"interpolation must be 'linear' or 'previous', got {interpolation!r}")
+    check_interpolation(interpolation)
     if interpolation == "previous" and not any(_is_tracer(x) for x in (steps, values, t)):
         return jnp.asarray(
             _interpolate(np, np.asarray(steps), np.asarray(values), np.asarray(t), interpolation)
@@ -183,8 +189,7 @@ class Schedule(eqx.Module):
             horizon = int(steps_np[-1]) + 1 if steps_np.size else 0
         if isinstance(horizon, bool) or int(horizon) != horizon or int(horizon) < 1:
             raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
-        if interpolation not in ("linear", "previous"):
-            raise ValueError(f"interpolation must be 'linear' or 'previous', got {interpolation!r}")
+        check_interpolation(interpolation)
         if momentum_form not in ("ema", "heavy_ball"):
             raise ValueError(f"momentum_form must be 'ema' or 'heavy_ball', got {momentum_form!r}")
         if units not in ("model", "real", None):

@@ -143,16 +143,11 @@ class FittedProblem(AbstractLossModel):
     def objective(self, horizon: int, lr_max: float, *, max_blocks: int = 128):
         """The power-law objective on this fit's modes, in real units
         (:class:`~optsched.loss_models.power_law.PowerLawObjective` with the fitted scales)."""
-        from .power_law import PowerLawObjective
-
         objective = self.problem.objective(
             horizon, self.lr_scale * float(lr_max), max_blocks=max_blocks
         )
-        return PowerLawObjective(
-            objective.spec,
-            objective.batch,
-            method=objective.method,
-            momentum_method=objective.momentum_method,
+        return dataclasses.replace(
+            objective,
             lr_scale=self.lr_scale,
             loss_scale=self.loss_scale,
             loss_floor=self.loss_floor,

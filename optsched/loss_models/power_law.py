@@ -81,10 +81,10 @@ class PowerLawObjective(AbstractObjective):
     @with_float64
     def knot_losses(self, schedule):
         steps = np.append(np.asarray(schedule.steps), schedule.horizon)
-        blocks = schedule.interpolation == "previous" and (
+        closed_form = schedule.interpolation == "previous" and (
             schedule.momentum is None or self.momentum_method == "blocks"
         )
-        if not blocks:
+        if not closed_form:
             lr, beta, m = schedule.per_step(self.batch)
             lr = self.lr_scale * lr
             if schedule.momentum is not None:

@@ -43,7 +43,7 @@ from .._precision import with_float64
 from ..loss_models.base import AbstractLossModel, AbstractObjective
 from ..model.problem import PowerLawProblem
 from ..model.spectrum import Spectrum
-from ..schedule import Blocks, Interpolation, Schedule
+from ..schedule import Blocks, Interpolation, Schedule, check_interpolation
 from .baselines import tune_baselines
 from .lbfgs import minimise
 from .parameterisation import (
@@ -355,8 +355,7 @@ def solve(
         A :class:`Solution` whose schedule is in the model's units.
     """
     t_start = time.perf_counter()
-    if interpolation not in ("previous", "linear"):
-        raise ValueError(f"interpolation must be 'previous' or 'linear', got {interpolation!r}")
+    check_interpolation(interpolation)
     model, horizon, controls, lr_max = _prepare(model, horizon, controls)
     if interpolation == "linear" and isinstance(controls, LearningRateBatch):
         raise ValueError(
@@ -614,15 +613,7 @@ def _solve_here(triples, optimiser: LBFGS, strategy: str, throw: bool, say) -> l
 
 def _with_method(objective, method: str):
     """A power-law objective forced to one SGD method (both are exact)."""
-    return type(objective)(
-        objective.spec,
-        objective.batch,
-        method=method,
-        momentum_method=objective.momentum_method,
-        lr_scale=objective.lr_scale,
-        loss_scale=objective.loss_scale,
-        loss_floor=objective.loss_floor,
-    )
+    return dataclasses.replace(objective, method=method)
 
 
 def _broadcast(models, horizons, controls) -> list[tuple]:
