@@ -47,7 +47,7 @@ __all__ = ["PilotRun", "FittedProblem", "fit"]
 
 PARAMETERS = ("a", "b", "sigma", "lr_scale", "loss_scale", "loss_floor")
 
-SCOUT_STEPS = 40
+SCOUT_STEPS = 25
 """Levenberg-Marquardt steps of the first pass of :func:`fit` (before the grid is rebuilt)."""
 
 
@@ -251,13 +251,14 @@ def _natural(theta, floor_max):
 
 
 def _residuals(theta, data):
-    runs, grid, batch, floor_max = data
+    lr, runs, grid, batch, floor_max = data
     a, b, sigma, s_lr, s_loss, floor = _natural(theta, floor_max)
     spec = spectrum(PowerLawProblem(a, b, sigma=sigma, batch=batch), grid)
+    # the runs side by side (padded with zero rates, steps that change nothing): one pass
+    model = jax.vmap(lambda r: step_losses(spec, s_lr * r, jnp.full_like(r, batch)))(lr)
     out = []
-    for lr, steps, log_y in runs:
-        model = step_losses(spec, s_lr * lr, jnp.full_like(lr, batch))[steps]
-        pred = floor + s_loss * model
+    for i, (steps, log_y) in enumerate(runs):
+        pred = floor + s_loss * model[i, steps]
         out.append(jnp.log(jnp.maximum(pred, 1e-300)) - log_y)
     return jnp.concatenate(out)
 
@@ -289,38 +290,45 @@ def fit(
         runs, normalise=False, skip_first_step=False, allow_rising=allow_rising
     )
     total_real = max(float(jnp.sum(lr)) for lr, _, _ in arrays)
+    horizon = max(lr.shape[0] for lr, _, _ in arrays)
+    lr_stack = jnp.stack([jnp.pad(lr, (0, horizon - lr.shape[0])) for lr, _, _ in arrays])
+    observed = [(steps, log_y) for _, steps, log_y in arrays]
 
     def data_at(theta):
         nat = _natural(theta, y_min)
         grid = fit_grid(float(nat[1]), float(nat[3]) * total_real)
-        return (arrays, grid, float(batch), y_min)
+        return (lr_stack, observed, grid, float(batch), y_min)
 
-    # a short scout from every start locates the estimate, the mode grid is rebuilt around the
-    # best, and that one alone is polished to convergence
-    best = None
+    # a short scout from every start (on one grid, laid out for the lowest starting b, so one
+    # compiled program serves them all) locates the estimate, the mode grid is rebuilt around
+    # the best, and that one alone is polished to convergence
+    thetas = []
     for a0, b0 in starts or [(1.5, 1.3), (2.5, 1.5), (1.5, 2.5), (3.0, 2.0)]:
         # the model is stable up to a rate of about 1 at m = 1: start well inside
         scale0 = 0.5 * (y_0 - y_min) / float(PowerLawProblem(a0, b0).initial_loss())
-        theta = jnp.array(
-            [
-                math.log(a0 - 1),
-                math.log(b0 - 1),
-                math.log(0.1),
-                math.log(0.5 / peak),
-                math.log(scale0),
-                0.0,
-            ]
+        thetas.append(
+            jnp.array(
+                [
+                    math.log(a0 - 1),
+                    math.log(b0 - 1),
+                    math.log(0.1),
+                    math.log(0.5 / peak),
+                    math.log(scale0),
+                    0.0,
+                ]
+            )
         )
+    scout_data = data_at(min(thetas, key=lambda t: float(t[1])))
+    best = None
+    for theta in thetas:
         try:
             theta, cost, _ = least_squares_fit(
-                _residuals, [theta], data_at(theta), max_steps=min(SCOUT_STEPS, max_steps)
+                _residuals, [theta], scout_data, max_steps=min(SCOUT_STEPS, max_steps)
             )
         except ValueError:
             continue
         if best is None or cost < best[1]:
             best = (theta, cost)
-    if best is None:
-        raise ValueError("the fit diverged from every starting point; check the runs' units")
     data = data_at(best[0])
     theta, cost, J = least_squares_fit(_residuals, [best[0]], data, max_steps=max_steps)
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)

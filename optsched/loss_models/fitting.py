@@ -3,9 +3,11 @@ and Gauss-Newton standard errors."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,21 +26,57 @@ __all__ = [
 SCOUT_STEPS = 25
 """Levenberg-Marquardt steps every start gets before the best one alone is polished."""
 
-POLISH_CHUNK = 25
+POLISH_CHUNK = 100
 """Steps per polishing round; polishing stops when a round lowers the cost by less than
 ``chi2_tol`` in units of the residual variance."""
 
 
+@functools.cache
+def dense_jacobian(residuals: Callable) -> Callable:
+    """``residuals(theta, data)`` whose derivative in ``theta`` is its Jacobian, materialised
+    by forward mode in the same pass as the residuals.
+
+    Levenberg-Marquardt linearises the residuals at every step; left to itself, JAX keeps the
+    linearised program, then replays it once per parameter (to build the matrix) and in
+    reverse (for the gradient that judges the step), each a pass through the whole dynamics.
+    With the Jacobian in hand (``p`` tangents carried alongside one forward pass) the rest is
+    small matrix algebra: a step costs one forward pass. Cached per function, so the solver's
+    compiled program is reused across calls.
+    """
+
+    @jax.custom_jvp
+    def fn(theta, data):
+        return residuals(theta, data)
+
+    @fn.defjvp
+    def _jvp(primals, tangents):
+        theta, data = primals
+        jac, r = jax.jacfwd(lambda t: (residuals(t, data),) * 2, has_aux=True)(theta)
+        return r, jac @ tangents[0]
+
+    return fn
+
+
+@eqx.filter_jit
+def _sum_squares(residuals: Callable, theta, data):
+    return jnp.sum(residuals(theta, data) ** 2)
+
+
+@eqx.filter_jit
+def _jacobian(residuals: Callable, theta, data):
+    return jax.jacfwd(residuals)(theta, data)
+
+
 def _lm(residuals: Callable, theta, data, steps: int):
     sol = optx.least_squares(
-        residuals,
+        dense_jacobian(residuals),
         optx.LevenbergMarquardt(rtol=1e-10, atol=1e-10),
         jnp.asarray(theta, dtype=float),
         args=data,
         max_steps=steps,
         throw=False,
     )
-    cost = float(jnp.sum(residuals(sol.value, data) ** 2))
+    cost = float(_sum_squares(residuals, sol.value, data))
     done = int(sol.stats["num_steps"]) < steps  # converged before the step limit
     return sol.value, cost, done
 
@@ -64,39 +102,38 @@ def least_squares_fit(
 
     Returns ``(theta, cost, jacobian)`` at the best optimum, or raises if every start diverged.
     """
-    first = residuals(jnp.asarray(starts[0], dtype=float), data)
-    n, p = int(first.size), int(np.size(starts[0]))
+    n = jax.eval_shape(residuals, jnp.asarray(starts[0], dtype=float), data).shape[0]
+    p = int(np.size(starts[0]))
     if n <= p:
         raise ValueError(
             f"the pilot runs give {n} losses after warm-up to fit {p} parameters; at least "
             f"{p + 1} are needed (log the loss more often, or add runs)"
         )
-    scout = min(scout_steps, max_steps) if len(starts) > 1 else 0
+    scout = scout_steps if len(starts) > 1 else 0
     best = None
     for i, theta0 in enumerate(starts):
         if scout:
             theta, cost, done = _lm(residuals, theta0, data, scout)
         else:  # polished below from where it starts
             theta, done = jnp.asarray(theta0, dtype=float), False
-            r = first if i == 0 else residuals(theta, data)
-            cost = float(jnp.sum(r**2))
+            cost = float(_sum_squares(residuals, theta, data))
         if math.isfinite(cost) and (best is None or cost < best[1]):
             best = (theta, cost, done)
     if best is None:
         raise ValueError("the fit diverged from every starting point; check the runs' units")
     theta, cost, done = best
-    spent = scout
+    spent, chunk = scout, min(POLISH_CHUNK, max_steps)
     while not done and spent < max_steps:
-        steps = min(POLISH_CHUNK, max_steps - spent)
-        new, new_cost, done = _lm(residuals, theta, data, steps)
-        spent += steps
+        # whole rounds only: one compiled solver serves every round and every fit
+        new, new_cost, done = _lm(residuals, theta, data, chunk)
+        spent += chunk
         if not (math.isfinite(new_cost) and new_cost <= cost):
             break
         gain = cost - new_cost
         theta, cost = new, new_cost
         if gain * n <= chi2_tol * cost:
             break
-    return theta, cost, jax.jacfwd(residuals)(theta, data)
+    return theta, cost, _jacobian(residuals, theta, data)
 
 
 def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool, allow_rising: bool = False):
