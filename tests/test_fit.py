@@ -131,3 +131,33 @@ def test_max_peak_command_prints_the_models_edge(fitted, tmp_path, capsys):
     assert out["stderr"] == pytest.approx(stderr, rel=1e-6)
     assert main(["max-peak", str(path)]) == 0
     assert "largest stable peak learning rate (constant)" in capsys.readouterr().out
+
+
+def test_the_dense_jacobian_is_the_residuals_derivative():
+    """``dense_jacobian`` changes how the derivative is computed, not what it is: its Jacobian
+    (forward mode) and gradient (reverse mode, through the transpose) equal the plain ones, and
+    it is the same function object on every call (the solver's compiled program is reused)."""
+    import jax
+    import jax.numpy as jnp
+
+    from optsched.loss_models.fitting import dense_jacobian
+
+    def residuals(theta, data):
+        x, y = data
+        return theta[0] * jnp.exp(-theta[1] * x) + theta[2] * jnp.cumsum(x) ** 0.5 - y
+
+    x = jnp.linspace(0.0, 3.0, 40)
+    data = (x, jnp.sin(x))
+    theta = jnp.array([1.3, 0.7, -0.2])
+    wrapped = dense_jacobian(residuals)
+    assert wrapped is dense_jacobian(residuals)
+    with o.float64():
+        theta, data = jnp.asarray(theta, float), tuple(jnp.asarray(d, float) for d in data)
+        np.testing.assert_allclose(wrapped(theta, data), residuals(theta, data), rtol=1e-14)
+        np.testing.assert_allclose(
+            jax.jacfwd(wrapped)(theta, data), jax.jacfwd(residuals)(theta, data), rtol=1e-12
+        )
+        loss = lambda f: lambda t: jnp.sum(f(t, data) ** 2)  # noqa: E731
+        np.testing.assert_allclose(
+            jax.grad(loss(wrapped))(theta), jax.grad(loss(residuals))(theta), rtol=1e-12
+        )

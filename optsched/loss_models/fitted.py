@@ -37,6 +37,7 @@ from ..schedule import Schedule
 from .base import AbstractLossModel
 from .fitting import (
     covariance,
+    dense_jacobian,
     least_squares_fit,
     pilot_arrays,
     pilot_peaks,
@@ -48,7 +49,8 @@ __all__ = ["PilotRun", "FittedProblem", "fit"]
 PARAMETERS = ("a", "b", "sigma", "lr_scale", "loss_scale", "loss_floor")
 
 SCOUT_STEPS = 25
-"""Levenberg-Marquardt steps of the first pass of :func:`fit` (before the grid is rebuilt)."""
+"""Levenberg-Marquardt steps of each scouting round of :func:`fit` (before the grid is
+rebuilt around the best start)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,17 +252,27 @@ def _natural(theta, floor_max):
     )
 
 
-def _residuals(theta, data):
+def _model_losses(dynamic, data):
+    """The model's excess losses at the logged steps of every run, concatenated, as a function of
+    the four parameters the dynamics depend on (``theta[:4]``: ``a, b, sigma, lr_scale``)."""
     lr, runs, grid, batch, floor_max = data
-    a, b, sigma, s_lr, s_loss, floor = _natural(theta, floor_max)
+    a, b, sigma, s_lr = _natural(jnp.concatenate([dynamic, jnp.zeros(2)]), floor_max)[:4]
     spec = spectrum(PowerLawProblem(a, b, sigma=sigma, batch=batch), grid)
     # the runs side by side (padded with zero rates, steps that change nothing): one pass
     model = jax.vmap(lambda r: step_losses(spec, s_lr * r, jnp.full_like(r, batch)))(lr)
-    out = []
-    for i, (steps, log_y) in enumerate(runs):
-        pred = floor + s_loss * model[i, steps]
-        out.append(jnp.log(jnp.maximum(pred, 1e-300)) - log_y)
-    return jnp.concatenate(out)
+    return jnp.concatenate([model[i, steps] for i, (steps, _) in enumerate(runs)])
+
+
+# four tangents through the recursion, not six: the loss scale and floor enter after it
+_model_losses_dense = dense_jacobian(_model_losses)
+
+
+def _residuals(theta, data):
+    floor_max = data[-1]
+    s_loss, floor = _natural(theta, floor_max)[4:]
+    log_y = jnp.concatenate([log_y for _, log_y in data[1]])
+    pred = floor + s_loss * _model_losses_dense(theta[:4], data)
+    return jnp.log(jnp.maximum(pred, 1e-300)) - log_y
 
 
 @with_float64
@@ -278,9 +290,11 @@ def fit(
         runs: one or more :class:`PilotRun` (two are better: e.g. a constant rate and a run with
             a cooldown, which separates the noise floor from the learning curve).
         batch: the model's batch size ``m`` (fixed; it trades off against ``sigma``).
-        starts: initial ``(a, b)`` pairs; the fit with the lowest residual wins (default: four
-            pairs covering both phases).
-        max_steps: Levenberg-Marquardt iterations per start and pass.
+        starts: initial ``(a, b)`` pairs (default: four pairs covering both phases). Each gets
+            :data:`SCOUT_STEPS` Levenberg-Marquardt steps, the better half as many again, and so
+            on until one is left; that one is polished.
+        max_steps: the most Levenberg-Marquardt steps the polish spends (in whole rounds of
+            :data:`~optsched.loss_models.fitting.POLISH_CHUNK`).
         allow_rising: fit runs whose loss rises (refused by default).
 
     Returns:

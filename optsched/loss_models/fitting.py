@@ -93,7 +93,8 @@ def least_squares_fit(
     r"""Levenberg-Marquardt (optimistix) from several starts; the lowest sum of squares wins.
 
     Every start runs ``scout_steps`` steps; the best is then polished in rounds of
-    :data:`POLISH_CHUNK` steps until it converges, ``max_steps`` steps in all are spent, or a
+    :data:`POLISH_CHUNK` steps (or ``max_steps``, if fewer) until it converges, ``max_steps``
+    steps in all are spent (rounded up to whole rounds: one compiled solver serves them), or a
     round lowers the cost by less than ``chi2_tol`` residual variances
     (:math:`n\,\Delta\mathrm{cost} / \mathrm{cost}`: the parameters then move by about
     :math:`\sqrt{\Delta\chi^2} = 0.1` standard errors or less). Fits whose data leave a
@@ -109,9 +110,9 @@ def least_squares_fit(
             f"the pilot runs give {n} losses after warm-up to fit {p} parameters; at least "
             f"{p + 1} are needed (log the loss more often, or add runs)"
         )
-    scout = scout_steps if len(starts) > 1 else 0
+    scout = min(scout_steps, max_steps) if len(starts) > 1 else 0
     best = None
-    for i, theta0 in enumerate(starts):
+    for theta0 in starts:
         if scout:
             theta, cost, done = _lm(residuals, theta0, data, scout)
         else:  # polished below from where it starts
