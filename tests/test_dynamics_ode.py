@@ -29,6 +29,7 @@ def test_ode_is_differentiable_in_the_schedule():
     sp = spectrum(p, mode_grid(p.features, b=1.2, max_time=50.0))
     dyn = ContinuousTime(save_points=8)
 
+    @jax.jit  # one compilation for the six finite differences (eager diffrax is slow)
     def final(lr):
         s = Schedule([0, 250, T - 1], lr, interpolation="previous")
         return dyn.loss_curve(sp, s, 4.0).final_loss
