@@ -78,3 +78,18 @@ def test_frontier_recovers_a_known_compute_optimum():
     slope = np.polyfit(np.log(C), np.log(n), 1)[0]
     assert len(front) >= 5
     assert slope == pytest.approx(q / (p + q), abs=0.02)
+
+
+def test_smooth_solutions_are_kept_apart_from_the_staircases():
+    """The full easy-phase run solves smooth schedules: ``solutions(..., interpolation=
+    "linear")`` returns them, remembered under their own key (a staircase of the same problem
+    and horizon is another solve), within 1% of the staircase (0.4% above it here, at T = 200,
+    where the staircase refines to more knots; 0.03% at T = 1000, benchmarks/bench_smooth.py)."""
+    from optsched.reproduce._common import EASY, EASY_LR_MAX, solutions
+
+    [smooth] = solutions(EASY, [200], EASY_LR_MAX, interpolation="linear")
+    [stairs] = solutions(EASY, [200], EASY_LR_MAX)
+    assert smooth.schedule.interpolation == "linear"
+    assert stairs.schedule.interpolation == "previous"
+    assert solutions(EASY, [200], EASY_LR_MAX, interpolation="linear")[0] is smooth
+    assert abs(smooth.final_loss / stairs.final_loss - 1) < 0.01

@@ -7,7 +7,8 @@ import math
 from collections.abc import Callable, Sequence
 
 from ..model.problem import PowerLawProblem
-from ..solver.solve import Solution, _broadcast, solve_many
+from ..schedule import Interpolation
+from ..solver.solve import Solution, _broadcast, solve, solve_many
 
 # the two problems of docs/model.md that the paper's figures use, at infinite width
 EASY = PowerLawProblem(a=2.5, b=1.2, sigma=0.1, batch=4, features=math.inf)
@@ -82,8 +83,8 @@ def _cell(text) -> str:
 _SOLVED: dict[tuple, Solution] = {}
 
 
-def _key(problem: PowerLawProblem, horizon: int, lr_max) -> tuple:
-    return (tuple(sorted(problem.to_dict().items())), int(horizon), lr_max)
+def _key(problem: PowerLawProblem, horizon: int, lr_max, interpolation: str) -> tuple:
+    return (tuple(sorted(problem.to_dict().items())), int(horizon), lr_max, interpolation)
 
 
 def solutions(
@@ -92,19 +93,28 @@ def solutions(
     lr_max=None,
     *,
     progress: Callable[[str], None] | None = None,
+    interpolation: Interpolation = "previous",
 ) -> list[Solution]:
     """:func:`optsched.solve_many`, remembering every solution for the rest of the process.
 
     Experiments share problems (the easy and hard figures and the loss-scaling plot solve the
-    same ones), so each ``(problem, horizon, lr_max)`` is solved once per process.
+    same ones), so each ``(problem, horizon, lr_max, interpolation)`` is solved once per
+    process. ``interpolation="linear"`` solves smooth schedules, one :func:`optsched.solve`
+    each (step by step: the cost grows with the horizon).
     """
     triples = _broadcast(problems, horizons, lr_max)
-    todo = [(p, T) for p, T, _ in triples if _key(p, T, lr_max) not in _SOLVED]
-    if todo:
+    todo = [(p, T) for p, T, _ in triples if _key(p, T, lr_max, interpolation) not in _SOLVED]
+    if todo and interpolation == "previous":
         new = solve_many([p for p, _ in todo], [T for _, T in todo], lr_max, progress=progress)
-        for (p, T), sol in zip(todo, new, strict=True):
-            _SOLVED[_key(p, T, lr_max)] = sol
-    return [_SOLVED[_key(p, T, lr_max)] for p, T, _ in triples]
+    else:
+        new = []
+        for p, T in todo:
+            if progress:
+                progress(f"smooth solve, T = {T}")
+            new.append(solve(p, T, lr_max, interpolation=interpolation, progress=progress))
+    for (p, T), sol in zip(todo, new, strict=True):
+        _SOLVED[_key(p, T, lr_max, interpolation)] = sol
+    return [_SOLVED[_key(p, T, lr_max, interpolation)] for p, T, _ in triples]
 
 
 def decades(horizons) -> str:
