@@ -5,6 +5,7 @@ excerpt of the multi-power-law authors' 25M curves (tests/data/multipowerlaw_25,
 import json
 import pathlib
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -167,6 +168,11 @@ def test_curves_at_logged_steps_equal_the_full_curves():
         assert grouped.weight.size < drops.size
         np.testing.assert_allclose(grouped.weight.sum(), exact.weight.sum(), rtol=1e-13)
         np.testing.assert_allclose(_mpl_at(params, norm, steps, grouped), full, rtol=1e-5)
+        # predictions and the parameter-dependent curve (ranking) use the grouped terms too
+        law = o.MultiPowerLaw(jnp.asarray(params), 3e-4, {})
+        per_step = o.Schedule(np.arange(lr.size), lr, interpolation="previous")
+        np.testing.assert_allclose(law.predict(per_step, steps), full, rtol=1e-5)
+        np.testing.assert_allclose(law.curve_at_parameters(params, lr, steps), full, rtol=1e-5)
         flat = np.ones(50)
         assert drop_steps(flat).size == 0
         np.testing.assert_allclose(

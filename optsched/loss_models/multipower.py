@@ -49,7 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._precision import with_float64
-from .base import AbstractLossModel
+from ..schedule import Schedule
+from .base import AbstractLossModel, _in_units_of
 from .fitting import (
     covariance,
     group_labels,
@@ -98,6 +99,17 @@ class MultiPowerLaw(AbstractLossModel):
         """Loss after ``0 .. T`` steps (``inf`` at step 0, where the law is undefined)."""
         return _mpl_curve(self.params, jnp.asarray(lr) / self.lr_unit)
 
+    @with_float64
+    def predict(self, schedule: Schedule, steps=None) -> np.ndarray:
+        """Predicted loss of ``schedule`` at ``steps`` (default ``0 .. T``), with the loss-drop
+        sum's terms grouped between the requested steps as in the fits (:func:`drop_terms`:
+        ``O(len(steps) log T)`` terms instead of ``O(len(steps) T)``; within 1e-6 relative of
+        the ungrouped sum on the benchmark's 72,000-step schedules)."""
+        schedule = _in_units_of(self, schedule)
+        lr = np.asarray(schedule.per_step(1.0)[0], dtype=np.float64) / self.lr_unit
+        steps = np.arange(lr.size + 1) if steps is None else np.asarray(steps, dtype=np.int64)
+        return np.asarray(_grouped_at(self.params, lr, steps))
+
     def values(self) -> dict[str, float]:
         return {k: float(v) for k, v in zip(PARAMETERS, self.params, strict=True)}
 
@@ -105,7 +117,12 @@ class MultiPowerLaw(AbstractLossModel):
         return np.asarray(self.params, dtype=np.float64), self.covariance
 
     def curve_at_parameters(self, values, lr, steps):
-        return _mpl_at(values, jnp.asarray(lr) / self.lr_unit, steps)
+        """:meth:`curve_at` at the parameters ``values`` (differentiable in them); with concrete
+        rates and steps the drop terms are grouped as in :meth:`predict`."""
+        if isinstance(lr, jax.core.Tracer) or isinstance(steps, jax.core.Tracer):
+            return _mpl_at(values, jnp.asarray(lr) / self.lr_unit, steps)
+        lr = np.asarray(lr, dtype=np.float64) / self.lr_unit
+        return _grouped_at(values, lr, np.asarray(steps, dtype=np.int64))
 
     def describe(self) -> dict:
         return {
@@ -229,6 +246,27 @@ def _mpl_at(params, lr, steps, terms: DropTerms | None = None):
     if drop.shape[0] == 0:  # no drop anywhere (a constant rate)
         return _mpl_power(floor, A, alpha, s1)
     return _mpl_power(floor, A, alpha, s1) - jax.lax.map(ld, steps)
+
+
+_mpl_at_compiled = jax.jit(_mpl_at)
+
+
+def _grouped_at(params, lr: np.ndarray, steps: np.ndarray):
+    """The law at ``steps`` for concrete normalised rates, drop terms grouped
+    (:func:`drop_terms`), through one compiled program per size bucket: trailing zero rates,
+    repeated last steps and zero-weight terms, which pad the arrays to powers of two, change
+    nothing."""
+    terms = drop_terms(lr, steps)
+    lr_p = _pad_to_bucket(lr, 0.0)
+    steps_p = _pad_to_bucket(steps, steps[-1] if steps.size else 0)
+    terms_p = DropTerms(*(_pad_to_bucket(np.asarray(x), 0) for x in terms))
+    return _mpl_at_compiled(params, lr_p, steps_p, terms_p)[: steps.size]
+
+
+def _pad_to_bucket(x: np.ndarray, fill) -> np.ndarray:
+    """``x`` padded with ``fill`` to the next power of two (at least 16)."""
+    n = max(16, 1 << max(int(x.size) - 1, 0).bit_length())
+    return np.concatenate([x, np.full(n - x.size, fill, dtype=x.dtype)])
 
 
 def _mpl_power(L0, A, alpha, s1):
