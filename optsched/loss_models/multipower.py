@@ -119,10 +119,12 @@ class MultiPowerLaw(AbstractLossModel):
     def curve_at_parameters(self, values, lr, steps):
         """:meth:`curve_at` at the parameters ``values`` (differentiable in them); with concrete
         rates and steps the drop terms are grouped as in :meth:`predict`."""
-        if isinstance(lr, jax.core.Tracer) or isinstance(steps, jax.core.Tracer):
+        try:
+            lr_np = np.asarray(lr, dtype=np.float64) / self.lr_unit
+            steps_np = np.asarray(steps, dtype=np.int64)
+        except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
             return _mpl_at(values, jnp.asarray(lr) / self.lr_unit, steps)
-        lr = np.asarray(lr, dtype=np.float64) / self.lr_unit
-        return _grouped_at(values, lr, np.asarray(steps, dtype=np.int64))
+        return _grouped_at(values, lr_np, steps_np)
 
     def describe(self) -> dict:
         return {
