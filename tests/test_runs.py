@@ -12,7 +12,13 @@ import pytest
 import optsched as o
 from optsched.cli import main
 from optsched.loss_models.convex import convex_bound, convex_bound_at
-from optsched.loss_models.multipower import _mpl_at, _mpl_curve, drop_steps, drop_terms
+from optsched.loss_models.multipower import (
+    EXACT_TERMS,
+    _mpl_at,
+    _mpl_curve,
+    drop_steps,
+    drop_terms,
+)
 from optsched.loss_models.store import ModelFileError, load_model, save_model
 from optsched.runs import RunFileError, rates_from_log, read_run
 
@@ -168,11 +174,20 @@ def test_curves_at_logged_steps_equal_the_full_curves():
         assert grouped.weight.size < drops.size
         np.testing.assert_allclose(grouped.weight.sum(), exact.weight.sum(), rtol=1e-13)
         np.testing.assert_allclose(_mpl_at(params, norm, steps, grouped), full, rtol=1e-5)
-        # predictions and the parameter-dependent curve (ranking) use the grouped terms too
+        # predictions and the parameter-dependent curve (ranking): every term for a few steps,
+        # grouped terms (over EXACT_TERMS step-term pairs) for a long curve logged often
         law = o.MultiPowerLaw(jnp.asarray(params), 3e-4, {})
         per_step = o.Schedule(np.arange(lr.size), lr, interpolation="previous")
-        np.testing.assert_allclose(law.predict(per_step, steps), full, rtol=1e-5)
-        np.testing.assert_allclose(law.curve_at_parameters(params, lr, steps), full, rtol=1e-5)
+        np.testing.assert_allclose(law.predict(per_step, steps), full, rtol=1e-13)
+        np.testing.assert_allclose(law.curve_at_parameters(params, lr, steps), full, rtol=1e-13)
+        long = 3e-4 * (1 - 0.9 * np.arange(20000) / 20000)
+        logged = np.arange(20, 20001, 20)
+        assert logged.size * drop_steps(long / 3e-4).size > EXACT_TERMS
+        exact_long = np.asarray(_mpl_at(params, long / 3e-4, logged))
+        long_sched = o.Schedule(np.arange(long.size), long, interpolation="previous")
+        grouped_long = law.predict(long_sched, logged)
+        np.testing.assert_allclose(grouped_long, exact_long, rtol=1e-5)
+        assert np.max(np.abs(grouped_long / exact_long - 1)) > 1e-13  # the grouped sum ran
         flat = np.ones(50)
         assert drop_steps(flat).size == 0
         np.testing.assert_allclose(

@@ -101,10 +101,12 @@ class MultiPowerLaw(AbstractLossModel):
 
     @with_float64
     def predict(self, schedule: Schedule, steps=None) -> np.ndarray:
-        """Predicted loss of ``schedule`` at ``steps`` (default ``0 .. T``), with the loss-drop
-        sum's terms grouped between the requested steps as in the fits (:func:`drop_terms`:
-        ``O(len(steps) log T)`` terms instead of ``O(len(steps) T)``; within 1e-6 relative of
-        the ungrouped sum on the benchmark's 72,000-step schedules)."""
+        """Predicted loss of ``schedule`` at ``steps`` (default ``0 .. T``). The loss-drop sum
+        runs over every rate change when ``len(steps)`` times their number is at most
+        :data:`EXACT_TERMS` (a final loss is exact); beyond, its terms are grouped between the
+        requested steps as in the fits (:func:`drop_terms`: ``O(len(steps) log T)`` terms
+        instead of ``O(len(steps) T)``; within 1e-6 relative of the exact sum on the
+        benchmark's 72,000-step curves)."""
         schedule = _in_units_of(self, schedule)
         lr = np.asarray(schedule.per_step(1.0)[0], dtype=np.float64) / self.lr_unit
         steps = np.arange(lr.size + 1) if steps is None else np.asarray(steps, dtype=np.int64)
@@ -253,12 +255,18 @@ def _mpl_at(params, lr, steps, terms: DropTerms | None = None):
 _mpl_at_compiled = jax.jit(_mpl_at)
 
 
+EXACT_TERMS = 4_000_000
+"""Up to this many (requested step, rate change) pairs, predictions sum every drop term."""
+
+
 def _grouped_at(params, lr: np.ndarray, steps: np.ndarray):
-    """The law at ``steps`` for concrete normalised rates, drop terms grouped
-    (:func:`drop_terms`), through one compiled program per size bucket: trailing zero rates,
-    repeated last steps and zero-weight terms, which pad the arrays to powers of two, change
-    nothing."""
-    terms = drop_terms(lr, steps)
+    """The law at ``steps`` for concrete normalised rates: every drop term when there are at
+    most :data:`EXACT_TERMS` (step, term) pairs (a final loss, a short curve: the exact sum),
+    else grouped between the steps (:func:`drop_terms`); through one compiled program per size
+    bucket: trailing zero rates, repeated last steps and zero-weight terms, which pad the arrays
+    to powers of two, change nothing."""
+    exact = steps.size * drop_steps(lr).size <= EXACT_TERMS
+    terms = drop_terms(lr, steps, ratio=None if exact else GROUP_RATIO)
     lr_p = _pad_to_bucket(lr, 0.0)
     steps_p = _pad_to_bucket(steps, steps[-1] if steps.size else 0)
     terms_p = DropTerms(*(_pad_to_bucket(np.asarray(x), 0) for x in terms))
