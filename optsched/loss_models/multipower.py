@@ -119,8 +119,9 @@ class MultiPowerLaw(AbstractLossModel):
         return np.asarray(self.params, dtype=np.float64), self.covariance
 
     def curve_at_parameters(self, values, lr, steps):
-        """:meth:`curve_at` at the parameters ``values`` (differentiable in them); with concrete
-        rates and steps the drop terms are grouped as in :meth:`predict`."""
+        """:meth:`curve_at` at the parameters ``values`` (differentiable in them); concrete
+        rates and steps are summed by :meth:`predict`'s rule (exact up to :data:`EXACT_TERMS`
+        step-term pairs, grouped beyond)."""
         try:
             lr_np = np.asarray(lr, dtype=np.float64) / self.lr_unit
             steps_np = np.asarray(steps, dtype=np.int64)
