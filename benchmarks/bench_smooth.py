@@ -3,8 +3,8 @@ the exported per-step schedule gives the loss ``solve`` reports.
 
 The easy problem of the paper reproduction (a = 2.5, b = 1.2, sigma = 0.1, m = 4, N = inf,
 eta <= 2). Per horizon: the staircase solve (controls constant between knots, closed form per
-block) and the smooth one (``interpolation="linear"``: coarse levels as staircases, the finest
-level step by step from the staircase's optimum); their final losses; the final loss of the
+block) and the smooth one (``interpolation="linear"``: controls linear between knots, every
+refinement level step by step); their final losses; the final loss of the
 smooth solution's exported per-step rates (``to_optax``) recomputed by the per-step recursion
 (``loss_curve(..., method="scan")``) on its own mode grid; and the largest step-to-step jump of
 each schedule in the middle of training (t/T in [1/8, 7/8]), relative to the peak rate.

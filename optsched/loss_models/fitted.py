@@ -268,9 +268,9 @@ _model_losses_dense = dense_jacobian(_model_losses)
 
 
 def _residuals(theta, data):
-    floor_max = data[-1]
+    _, runs, _, _, floor_max = data
     s_loss, floor = _natural(theta, floor_max)[4:]
-    log_y = jnp.concatenate([log_y for _, log_y in data[1]])
+    log_y = jnp.concatenate([log_y for _, log_y in runs])
     pred = floor + s_loss * _model_losses_dense(theta[:4], data)
     return jnp.log(jnp.maximum(pred, 1e-300)) - log_y
 
@@ -353,9 +353,8 @@ def fit(
         alive = [theta for _, theta in scouted[: max(1, len(scouted) // 2)]]
         if len(alive) == 1:
             break
-    best = (alive[0], scouted[0][0])
-    data = data_at(best[0])
-    theta, cost, J = least_squares_fit(_residuals, [best[0]], data, max_steps=max_steps)
+    [best] = alive
+    theta, cost, J = least_squares_fit(_residuals, [best], data_at(best), max_steps=max_steps)
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     a, b, sigma, s_lr, s_loss, floor = (float(v) for v in _natural(theta, y_min))
     return FittedProblem(

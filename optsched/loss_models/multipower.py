@@ -49,8 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._precision import with_float64
-from ..schedule import Schedule
-from .base import AbstractLossModel, _in_units_of
+from .base import AbstractLossModel
 from .fitting import (
     covariance,
     group_labels,
@@ -90,27 +89,19 @@ class MultiPowerLaw(AbstractLossModel):
 
     @with_float64
     def curve_at(self, lr, steps):
-        """Loss after ``steps`` updates only (``O(len(steps) T)``; what fits and predictions
-        at logged steps use)."""
-        return _mpl_at(self.params, jnp.asarray(lr) / self.lr_unit, steps)
+        """Loss after ``steps`` updates only (what predictions at logged steps and the solver's
+        final loss use). Traced rates (inside the solver) take the exact sum over every step,
+        ``O(len(steps) T)``. Concrete ones sum every rate change when ``len(steps)`` times their
+        number is at most :data:`EXACT_TERMS` (a final loss is exact); beyond, the terms are
+        grouped between the requested steps as in the fits (:func:`drop_terms`:
+        ``O(len(steps) log T)`` terms; within 1e-6 relative of the exact sum on the benchmark's
+        72,000-step curves)."""
+        return self.curve_at_parameters(self.params, lr, steps)
 
     @with_float64
     def curve(self, lr):
         """Loss after ``0 .. T`` steps (``inf`` at step 0, where the law is undefined)."""
         return _mpl_curve(self.params, jnp.asarray(lr) / self.lr_unit)
-
-    @with_float64
-    def predict(self, schedule: Schedule, steps=None) -> np.ndarray:
-        """Predicted loss of ``schedule`` at ``steps`` (default ``0 .. T``). The loss-drop sum
-        runs over every rate change when ``len(steps)`` times their number is at most
-        :data:`EXACT_TERMS` (a final loss is exact); beyond, its terms are grouped between the
-        requested steps as in the fits (:func:`drop_terms`: ``O(len(steps) log T)`` terms
-        instead of ``O(len(steps) T)``; within 1e-6 relative of the exact sum on the
-        benchmark's 72,000-step curves)."""
-        schedule = _in_units_of(self, schedule)
-        lr = np.asarray(schedule.per_step(1.0)[0], dtype=np.float64) / self.lr_unit
-        steps = np.arange(lr.size + 1) if steps is None else np.asarray(steps, dtype=np.int64)
-        return np.asarray(_grouped_at(self.params, lr, steps))
 
     def values(self) -> dict[str, float]:
         return {k: float(v) for k, v in zip(PARAMETERS, self.params, strict=True)}
@@ -119,15 +110,14 @@ class MultiPowerLaw(AbstractLossModel):
         return np.asarray(self.params, dtype=np.float64), self.covariance
 
     def curve_at_parameters(self, values, lr, steps):
-        """:meth:`curve_at` at the parameters ``values`` (differentiable in them); concrete
-        rates and steps are summed by :meth:`predict`'s rule (exact up to :data:`EXACT_TERMS`
-        step-term pairs, grouped beyond)."""
+        """:meth:`curve_at` at the parameters ``values`` (differentiable in them), by the same
+        rule."""
         try:
             lr_np = np.asarray(lr, dtype=np.float64) / self.lr_unit
             steps_np = np.asarray(steps, dtype=np.int64)
         except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
             return _mpl_at(values, jnp.asarray(lr) / self.lr_unit, steps)
-        return _grouped_at(values, lr_np, steps_np)
+        return _at_concrete_rates(values, lr_np, steps_np)
 
     def describe(self) -> dict:
         return {
@@ -260,7 +250,7 @@ EXACT_TERMS = 4_000_000
 """Up to this many (requested step, rate change) pairs, predictions sum every drop term."""
 
 
-def _grouped_at(params, lr: np.ndarray, steps: np.ndarray):
+def _at_concrete_rates(params, lr: np.ndarray, steps: np.ndarray):
     """The law at ``steps`` for concrete normalised rates: every drop term when there are at
     most :data:`EXACT_TERMS` (step, term) pairs (a final loss, a short curve: the exact sum),
     else grouped between the steps (:func:`drop_terms`); through one compiled program per size

@@ -104,8 +104,9 @@ def solutions(
     """
     triples = _broadcast(problems, horizons, lr_max)
     todo = [(p, T) for p, T, _ in triples if _key(p, T, lr_max, interpolation) not in _SOLVED]
-    if todo and interpolation == "previous":
-        new = solve_many([p for p, _ in todo], [T for _, T in todo], lr_max, progress=progress)
+    if interpolation == "previous":
+        ps, Ts = [p for p, _ in todo], [T for _, T in todo]
+        new = solve_many(ps, Ts, lr_max, progress=progress) if todo else []
     else:
         new = []
         for p, T in todo:

@@ -33,8 +33,8 @@ def run(quick: bool = False, progress=None) -> Result:
     piecewise-constant ones, in closed form per block.
     """
     T = horizons(quick)
-    smooth = "previous" if quick else "linear"
-    sols = solutions(EASY, T, EASY_LR_MAX, progress=progress, interpolation=smooth)
+    interpolation = "previous" if quick else "linear"
+    sols = solutions(EASY, T, EASY_LR_MAX, progress=progress, interpolation=interpolation)
     theory = exponents(float(EASY.a), float(EASY.b))
     fit = measure([s for s in sols if s.horizon >= 1000])
     where = decades([t for t in T if t >= 1000])
@@ -59,7 +59,7 @@ def run(quick: bool = False, progress=None) -> Result:
         "problem": EASY.to_dict(),
         "lr_max": EASY_LR_MAX,
         "horizons": T,
-        "interpolation": smooth,
+        "interpolation": interpolation,
         "final_loss": [s.final_loss for s in sols],
         "fit": fit,
         "theory": theory.to_dict(),

@@ -34,8 +34,8 @@ def run(quick: bool = False, progress=None) -> Result:
     """
     T = horizons(quick)
     # smooth schedules in the full run (step by step, slow at 10^6), staircases in the quick one
-    smooth = "previous" if quick else "linear"
-    sols = solutions(HARD, T, HARD_LR_MAX, progress=progress, interpolation=smooth)
+    interpolation = "previous" if quick else "linear"
+    sols = solutions(HARD, T, HARD_LR_MAX, progress=progress, interpolation=interpolation)
     theory = exponents(float(HARD.a), float(HARD.b))
     fit = measure(sols)
     late = measure([s for s in sols if s.horizon >= 1000])
@@ -62,7 +62,7 @@ def run(quick: bool = False, progress=None) -> Result:
         "problem": HARD.to_dict(),
         "lr_max": HARD_LR_MAX,
         "horizons": T,
-        "interpolation": smooth,
+        "interpolation": interpolation,
         "final_loss": [s.final_loss for s in sols],
         "anneal_fraction": anneal,
         "anneal_exponent": slope,
