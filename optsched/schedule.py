@@ -309,9 +309,25 @@ class Schedule(eqx.Module):
 
     @with_float64
     def per_step(self, default_batch) -> tuple[Array, Array, Array]:
-        """``(lr_t, beta_t, m_t)`` for ``t = 0 .. T-1``, each of shape ``(T,)`` (float64)."""
-        t = jnp.arange(self.horizon)
-        return self.lr_at(t), self.momentum_at(t), self.batch_at(t, default_batch)
+        """``(lr_t, beta_t, m_t)`` for ``t = 0 .. T-1``, each of shape ``(T,)`` (float64).
+
+        Concrete knots are expanded by NumPy, so nothing compiles (what a prediction or a
+        recomputation of a schedule's loss pays for); the values equal :meth:`lr_at`'s to the
+        last bit or, with linear interpolation, within an ulp (the compiled kernel fuses the
+        multiply-add)."""
+        fields = (self.steps, self.lr, self.momentum, self.batch, default_batch)
+        if any(_is_tracer(x) for x in fields):
+            t = jnp.arange(self.horizon)
+            return self.lr_at(t), self.momentum_at(t), self.batch_at(t, default_batch)
+        t, steps = np.arange(self.horizon), np.asarray(self.steps)
+
+        def at(values, default):
+            if values is None:  # a NumPy array moved over: no program to compile
+                return jnp.asarray(np.full(self.horizon, default, dtype=np.float64))
+            values = np.asarray(values, dtype=np.float64)
+            return jnp.asarray(_interpolate(np, steps, values, t, self.interpolation))
+
+        return at(self.lr, 0.0), at(self.momentum, 0.0), at(self.batch, default_batch)
 
     @with_float64
     def intrinsic_time(self) -> float:

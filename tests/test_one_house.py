@@ -43,6 +43,23 @@ print("ok", float(sol.schedule(5)))
     assert out.stdout.startswith("ok")
 
 
+def test_import_loads_nothing_until_a_name_is_used():
+    code = """
+import sys, types
+import optsched as o
+assert "jax" not in sys.modules and "optsched.solver.solve" not in sys.modules
+import optsched.simulate, optsched.transfer  # modules named like the functions they define
+assert isinstance(o.simulate, types.FunctionType) and isinstance(o.transfer, types.FunctionType)
+missing = [n for n in o.__all__ if getattr(o, n, None) is None]
+assert not missing, missing
+assert set(o.__all__) <= set(dir(o))
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("ok")
+
+
 def test_solve_reports_a_result_code_and_throws_only_when_asked():
     p = o.PowerLawProblem(2.5, 1.2, sigma=0.1, batch=4, features=50)
     sol = o.solve(p, 50, 1e10, throw=False)  # every peak searched (>= 1e-8 cap) diverges

@@ -11,7 +11,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 
 __all__ = [
     "covariance",
@@ -68,6 +67,8 @@ def _jacobian(residuals: Callable, theta, data):
 
 
 def _lm(residuals: Callable, theta, data, steps: int):
+    import optimistix as optx  # fits only: predictions from a saved model do not load it
+
     sol = optx.least_squares(
         dense_jacobian(residuals),
         optx.LevenbergMarquardt(rtol=1e-10, atol=1e-10),

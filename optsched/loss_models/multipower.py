@@ -47,6 +47,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from .._precision import with_float64
 from .base import AbstractLossModel
@@ -208,42 +209,48 @@ def _mpl_at(params, lr, steps, terms: DropTerms | None = None):
     ``K = T`` or, given ``terms`` (:func:`drop_terms` of these rates and steps; what fits pass),
     the number of grouped drop terms: the loss-drop sum runs once per requested step over the
     terms that can be non-zero, never over all ``T`` steps for every step."""
-    L0, A, alpha, B, C, beta, gamma = params
     T = lr.shape[0]
     cum = jnp.concatenate([jnp.zeros(1), jnp.cumsum(lr)])  # cum[t] = S_1(t)
-    if terms is None:
-        k = jnp.arange(T)
-        peak = jnp.argmax(lr)
-        drop = jnp.where(k > peak, jnp.concatenate([jnp.zeros(1), lr[:-1] - lr[1:]]), 0.0)
-        position = cum[:-1]
-        # each change relaxes at the lower of its two rates (eta_k for a drop, as published)
-        rate = jnp.minimum(jnp.concatenate([lr[:1], lr[:-1]]), lr)
-        log_lr = jnp.log(jnp.where(rate > 0, rate, 1.0))
-    else:
-        drop, position, log_lr, k = (jnp.asarray(a) for a in terms)
+    steps = jnp.asarray(steps)
+    if terms is not None:
+        return _mpl_law(params, steps, cum[steps], jnp.max(lr), terms)
+    k = jnp.arange(T)
+    peak = jnp.argmax(lr)
+    drop = jnp.where(k > peak, jnp.concatenate([jnp.zeros(1), lr[:-1] - lr[1:]]), 0.0)
+    # each change relaxes at the lower of its two rates (eta_k for a drop, as published)
+    rate = jnp.minimum(jnp.concatenate([lr[:1], lr[:-1]]), lr)
+    log_lr = jnp.log(jnp.where(rate > 0, rate, 1.0))
+    return _mpl_law(params, steps, cum[steps], jnp.max(lr), (drop, cum[:-1], log_lr, k))
+
+
+def _mpl_law(params, steps, s1, peak, terms):
+    """The law after ``steps`` updates from what it reads of the rates: :math:`S_1` at those
+    steps (``s1``), the peak rate and the drop terms (the fields of :class:`DropTerms`; a term
+    counts for step ``t`` when its ``last < t``)."""
+    L0, A, alpha, B, C, beta, gamma = params
+    drop, position, log_lr, k = (jnp.asarray(a) for a in terms)
     # log(C eta_k^-gamma): G is evaluated in log space, finite for any rate and exponent
     log_scale = jnp.log(C) - gamma * log_lr
 
-    def ld(t):
-        s_k = cum[t] - position  # S_k(t) for k < t
+    def ld(t_and_s1):
+        t, s1_t = t_and_s1
+        s_k = s1_t - position  # S_k(t) for k < t
         pos = (k < t) & (s_k > 0)
         log_x = log_scale + jnp.log(jnp.where(pos, s_k, 1.0))
         g = -jnp.expm1(-beta * jnp.logaddexp(log_x, 0.0))  # 1 - (C eta^-gamma S + 1)^-beta
         return B * jnp.sum(jnp.where(pos, drop * g, 0.0))
 
-    steps = jnp.asarray(steps)
+    steps, s1 = jnp.asarray(steps), jnp.asarray(s1)
     # a peak other than the pilots' (1) is a rate change at step 0, relaxing like any other
-    peak = jnp.max(lr)
-    s1 = cum[steps]
     log_x0 = jnp.log(C) - gamma * jnp.log(peak) + jnp.log(jnp.where(s1 > 0, s1, 1.0))
     shift = B * (peak - 1.0) * -jnp.expm1(-beta * jnp.logaddexp(log_x0, 0.0))
     floor = L0 + jnp.where(s1 > 0, shift, 0.0)
     if drop.shape[0] == 0:  # no drop anywhere (a constant rate)
         return _mpl_power(floor, A, alpha, s1)
-    return _mpl_power(floor, A, alpha, s1) - jax.lax.map(ld, steps)
+    return _mpl_power(floor, A, alpha, s1) - jax.lax.map(ld, (steps, s1))
 
 
-_mpl_at_compiled = jax.jit(_mpl_at)
+_mpl_law_compiled = jax.jit(_mpl_law)
 
 
 EXACT_TERMS = 4_000_000
@@ -253,15 +260,21 @@ EXACT_TERMS = 4_000_000
 def _at_concrete_rates(params, lr: np.ndarray, steps: np.ndarray):
     """The law at ``steps`` for concrete normalised rates: every drop term when there are at
     most :data:`EXACT_TERMS` (step, term) pairs (a final loss, a short curve: the exact sum),
-    else grouped between the steps (:func:`drop_terms`); through one compiled program per size
-    bucket: trailing zero rates, repeated last steps and zero-weight terms, which pad the arrays
-    to powers of two, change nothing."""
+    else grouped between the steps (:func:`drop_terms`). NumPy reads :math:`S_1` at the steps
+    and the terms off the rates, so the compiled program never sees the ``T`` rates: one per
+    size bucket of steps and terms (repeated last steps and zero-weight terms pad them to
+    powers of two and change nothing)."""
     exact = steps.size * drop_steps(lr).size <= EXACT_TERMS
     terms = drop_terms(lr, steps, ratio=None if exact else GROUP_RATIO)
-    lr_p = _pad_to_bucket(lr, 0.0)
-    steps_p = _pad_to_bucket(steps, steps[-1] if steps.size else 0)
+    s1 = np.concatenate([[0.0], np.cumsum(lr)])[steps]
+    last = steps[-1] if steps.size else 0
+    steps_p, s1_p = _pad_to_bucket(steps, last), _pad_to_bucket(s1, s1[-1] if s1.size else 0.0)
     terms_p = DropTerms(*(_pad_to_bucket(np.asarray(x), 0) for x in terms))
-    return _mpl_at_compiled(params, lr_p, steps_p, terms_p)[: steps.size]
+    peak = float(np.max(lr)) if lr.size else 1.0
+    out = _mpl_law_compiled(params, steps_p, s1_p, peak, terms_p)
+    if isinstance(out, Tracer):  # differentiated in the parameters
+        return out[: steps.size]
+    return np.asarray(out)[: steps.size]
 
 
 def _pad_to_bucket(x: np.ndarray, fill) -> np.ndarray:
