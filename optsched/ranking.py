@@ -47,9 +47,12 @@ def rank(model: AbstractLossModel, candidates: Sequence[tuple[str, Schedule]]) -
         step = jnp.asarray([schedule.horizon])
 
         def final(v, lr=lr, step=step):
-            return model.curve_at_parameters(v, lr, step)[0]
+            loss = model.curve_at_parameters(v, lr, step)[0]
+            return loss, loss
 
-        loss, grad = jax.value_and_grad(final)(jnp.asarray(values))
+        # forward mode: a handful of parameters, one output, and no trajectory kept for a
+        # backward pass through the T steps
+        grad, loss = jax.jacfwd(final, has_aux=True)(jnp.asarray(values))
         losses.append(float(loss))
         grads.append(np.asarray(grad))
     losses = np.asarray(losses)

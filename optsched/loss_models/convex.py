@@ -87,13 +87,15 @@ def convex_bound(lr, u=1.0, v=1.0):
     return convex_bound_at(lr, jnp.arange(1, lr.shape[0] + 1), u, v)
 
 
+@jax.jit
 def convex_bound_at(lr, steps, u=1.0, v=1.0):
     r""":math:`\Omega_t` at the given ``steps`` ``t >= 1`` only: ``O(T)`` time per step (one
     pass of cumulative sums, then ``O(T)`` per requested step) and ``O(T)`` memory; what fits at
     logged steps and the solver's final loss use.
 
     ``v`` is :math:`G^2` (a scalar) or the per-step :math:`G_t^2` (shape ``(T,)``, the bound
-    with :math:`\eta_t^2 G_t^2` in place of :math:`\eta_t^2 G^2` in both sums)."""
+    with :math:`\eta_t^2 G_t^2` in place of :math:`\eta_t^2 G^2` in both sums). Compiled once
+    per shape."""
     lr = jnp.asarray(lr, dtype=float)
     T = lr.shape[0]
     v = jnp.asarray(v, dtype=float)

@@ -159,15 +159,10 @@ class FittedProblem(AbstractLossModel):
         return np.array(list(self.values().values())), np.asarray(self.covariance)
 
     def curve_at_parameters(self, values, lr, steps):
-        a, b, sigma, s_lr, s_loss, floor = (values[i] for i in range(6))
         lr = jnp.asarray(lr)
         # modes laid out at the fitted b and rates (static), as in the fit itself
         grid = fit_grid(float(self.problem.b), float(self.lr_scale * jnp.sum(lr)))
-        problem = PowerLawProblem(a, b, sigma=sigma, batch=float(self.problem.batch))
-        model = step_losses(
-            spectrum(problem, grid), s_lr * lr, jnp.full_like(lr, self.problem.batch)
-        )
-        return floor + s_loss * model[jnp.asarray(steps)]
+        return _losses_at(values, lr, jnp.asarray(steps), grid, float(self.problem.batch))
 
     def default_lr_max(self) -> float:
         """99% of the fitted model's largest stable constant rate, in real units."""
@@ -273,6 +268,17 @@ def _residuals(theta, data):
     log_y = jnp.concatenate([log_y for _, log_y in runs])
     pred = floor + s_loss * _model_losses_dense(theta[:4], data)
     return jnp.log(jnp.maximum(pred, 1e-300)) - log_y
+
+
+@eqx.filter_jit
+def _losses_at(values, lr, steps, grid, batch: float):
+    """The fitted loss at ``steps`` for parameters ``values = (a, b, sigma, lr_scale,
+    loss_scale, loss_floor)`` on the mode ``grid``: one compiled program per shape, also under
+    differentiation (what a ranking's uncertainty needs)."""
+    a, b, sigma, s_lr, s_loss, floor = (values[i] for i in range(6))
+    problem = PowerLawProblem(a, b, sigma=sigma, batch=batch)
+    model = step_losses(spectrum(problem, grid), s_lr * lr, jnp.full_like(lr, batch))
+    return floor + s_loss * model[steps]
 
 
 @with_float64
