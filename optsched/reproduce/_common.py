@@ -83,6 +83,13 @@ def _cell(text) -> str:
 _SOLVED: dict[tuple, Solution] = {}
 
 
+def interpolation_of(quick: bool) -> Interpolation:
+    """How the experiments built on the easy and hard problems solve their schedules: smooth
+    (``"linear"``, step by step) in full runs, so figures show the optimal shape rather than a
+    staircase of knots; piecewise constant (closed form per block) in quick runs."""
+    return "previous" if quick else "linear"
+
+
 def _key(problem: PowerLawProblem, horizon: int, lr_max, interpolation: str) -> tuple:
     return (tuple(sorted(problem.to_dict().items())), int(horizon), lr_max, interpolation)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..model.theory import exponents, measure
 from . import plotting
-from ._common import EASY, EASY_LR_MAX, Check, Result, decades, solutions
+from ._common import EASY, EASY_LR_MAX, Check, Result, decades, interpolation_of, solutions
 
 QUICK_HORIZONS = [100, 1000, 10_000]
 FULL_HORIZONS = [100, 1000, 10_000, 100_000, 1_000_000]
@@ -33,7 +33,7 @@ def run(quick: bool = False, progress=None) -> Result:
     piecewise-constant ones, in closed form per block.
     """
     T = horizons(quick)
-    interpolation = "previous" if quick else "linear"
+    interpolation = interpolation_of(quick)
     sols = solutions(EASY, T, EASY_LR_MAX, progress=progress, interpolation=interpolation)
     theory = exponents(float(EASY.a), float(EASY.b))
     fit = measure([s for s in sols if s.horizon >= 1000])

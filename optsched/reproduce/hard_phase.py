@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..model.theory import exponents, fit_exponent, measure
 from . import plotting
-from ._common import HARD, HARD_LR_MAX, Check, Result, decades, solutions
+from ._common import HARD, HARD_LR_MAX, Check, Result, decades, interpolation_of, solutions
 
 QUICK_HORIZONS = [100, 1000, 10_000]
 FULL_HORIZONS = [100, 1000, 10_000, 100_000, 1_000_000]
@@ -34,7 +34,7 @@ def run(quick: bool = False, progress=None) -> Result:
     """
     T = horizons(quick)
     # smooth schedules in the full run (step by step, slow at 10^6), staircases in the quick one
-    interpolation = "previous" if quick else "linear"
+    interpolation = interpolation_of(quick)
     sols = solutions(HARD, T, HARD_LR_MAX, progress=progress, interpolation=interpolation)
     theory = exponents(float(HARD.a), float(HARD.b))
     fit = measure(sols)

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from ..model.theory import exponents, fit_exponent
 from . import easy_phase, hard_phase, plotting
-from ._common import EASY, EASY_LR_MAX, HARD, HARD_LR_MAX, Check, Result, decades, solutions
+from ._common import (
+    EASY,
+    EASY_LR_MAX,
+    HARD,
+    HARD_LR_MAX,
+    Check,
+    Result,
+    decades,
+    interpolation_of,
+    solutions,
+)
 
 SCHEDULES = ("optimal", "constant", "power_law", "cosine")
 
@@ -24,8 +34,8 @@ def curves(sols) -> dict[str, list[float]]:
 
 
 def run(quick: bool = False, progress=None) -> Result:
-    """Loss exponents over ``T >= 1000`` for both phases (the solves are shared with
-    :mod:`.easy_phase` and :mod:`.hard_phase`).
+    """Loss exponents over ``T >= 1000`` for both phases (the solves, smooth in full runs, are
+    shared with :mod:`.easy_phase` and :mod:`.hard_phase`).
 
     Checks: the easy-phase optimal and constant exponents within 0.05 of theory (0.08 quick);
     the margin over the optimal constant and power law grows from the smallest to the largest
@@ -36,7 +46,7 @@ def run(quick: bool = False, progress=None) -> Result:
         ("easy", EASY, EASY_LR_MAX, easy_phase.horizons(quick)),
         ("hard", HARD, HARD_LR_MAX, hard_phase.horizons(quick)),
     ):
-        sols = solutions(problem, T, cap, progress=progress)
+        sols = solutions(problem, T, cap, progress=progress, interpolation=interpolation_of(quick))
         loss = curves(sols)
         theory = exponents(float(problem.a), float(problem.b))
         late = [i for i, t in enumerate(T) if t >= 1000]
@@ -70,6 +80,7 @@ def run(quick: bool = False, progress=None) -> Result:
             )
         numbers[label] = {
             "horizons": T,
+            "interpolation": interpolation_of(quick),
             "final_loss": loss,
             "fitted_exponent": fitted,
             "theory": {"optimal": theory.loss_optimal, "constant": theory.loss_constant},
