@@ -12,6 +12,8 @@ with the published multi-power-law numbers.
    (the cosine runs peak at 1e-3): mean and worst absolute error, and how many pairs of runs
    whose losses differ by more than 0.02 are ordered right. Then again with the shortest
    cosine run added to the pilots, so that the fit sees two peak rates.
+3. The same on their OpenWebText2 runs, for each of the three model shapes (constant run and
+   shortest cooldown as pilots; longer cooldowns and cosine runs at twice the peak predicted).
 
 Usage: python benchmarks/real_curves.py [--data ../shared/data] [--sizes 25 100 400]
        [--models plrf mpl convex] [--skip-210m]
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import time
 
 import numpy as np
@@ -117,6 +120,34 @@ def runs_210m(data: pathlib.Path, models) -> list[dict]:
     return rows
 
 
+def runs_owt2(data: pathlib.Path, models) -> list[dict]:
+    """The same question on Schaipp et al.'s OpenWebText2 runs, for each of their three model
+    shapes: fit on the constant run and the shortest cooldown, predict the final validation loss
+    of the longer cooldowns and of the cosine runs (at twice the peak)."""
+    folder = data / "lr-scheduling"
+    files = sorted(folder.glob("*openwebtext2*.json"))
+    shapes = sorted({re.search(r"nlayers\d+_nhead\d+", f.name).group(0) for f in files})
+    rows = []
+    for shape in shapes:
+        runs = {}
+        for f in files:
+            if f"_{shape}_" not in f.name:
+                continue
+            horizon = f.stem.split("iter")[1].split("_")[0]
+            kind = (
+                "cooldown" if f.name.startswith("ann") else "cos" if "_cos_" in f.name else "stable"
+            )
+            runs[f"{kind}_{horizon}"] = read_run(f)[0]
+        cooldowns = sorted(
+            (k for k in runs if k.startswith("cooldown")), key=lambda k: runs[k].schedule.horizon
+        )
+        fit_names = [k for k in runs if k.startswith("stable")][:1] + cooldowns[:1]
+        print(f"\nOpenWebText2 {shape}: fit on {', '.join(fit_names)}; predict the others")
+        for kind in models:
+            rows.append(_predict_finals(kind, runs, fit_names, f"owt2 {shape}"))
+    return rows
+
+
 def _predict_finals(kind, runs, fit_names, label) -> dict:
     t0 = time.perf_counter()
     model = _fit_model(kind, [runs[n] for n in fit_names])
@@ -165,6 +196,7 @@ def main() -> None:
     out = {"mpl_protocol": mpl_protocol(data, args.sizes, args.models)}
     if not args.skip_210m:
         out["runs_210m"] = runs_210m(data, args.models)
+        out["runs_owt2"] = runs_owt2(data, args.models)
     path = here / "results" / "real_curves.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"\nwritten to {path}")

@@ -9,6 +9,7 @@ import os
 import pathlib
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -426,14 +427,19 @@ def _named_schedule(spec):
 def _read_run_file(path, loss, schedule):
     """The run(s) of one RUN file; a CSV without an ``lr`` column takes its rates from
     ``schedule`` (``--schedule``), a file that logs its rates keeps them."""
-    from .runs import read_run
+    from .runs import RunFileWarning, read_run
 
     if schedule is not None:
         head = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore").lstrip()
         first = head.splitlines()[0] if head else ""
         if head.startswith("{") or "lr" in {c.strip() for c in first.split(",")}:
             schedule = None  # a W&B export or a CSV with an lr column logs its rates
-    return read_run(path, loss=loss, schedule=schedule)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RunFileWarning)
+        runs = read_run(path, loss=loss, schedule=schedule)
+    for w in caught:  # what the reading rule left out, one line each
+        print(f"warning: {w.message}", file=sys.stderr)
+    return runs
 
 
 def _read_pilots(paths, loss, schedule_spec):

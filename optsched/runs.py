@@ -20,6 +20,13 @@ Accepted files (:func:`read_run`; :func:`read_runs` reads several):
    rate is logged at step 0 has no such ramp;
 3. after the last logged rate, that rate is held up to the horizon.
 
+**A restarted run.** A W&B history whose steps go back (a run resumed from a checkpoint logs the
+steps since that checkpoint again; exports may also list the attempts out of order) is read as
+segments of increasing steps. The run is the segment that reaches the furthest step, preceded by
+the steps below its first one from the other segments (the first in the file wins where they
+repeat a step); repeated steps take the furthest-reaching segment's value. What this drops is
+said in a :class:`RunFileWarning`. CSV files must list each run's steps in increasing order.
+
 The horizon ``T`` is ``config.iterations`` when given, else the last step with a logged loss.
 The loss logged at step ``s`` is the loss after ``s`` updates.
 
@@ -38,6 +45,7 @@ import csv
 import json
 import math
 import pathlib
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,11 +53,15 @@ import numpy as np
 from .loss_models.fitted import PilotRun
 from .schedule import Schedule
 
-__all__ = ["RunFileError", "read_run", "read_runs", "rates_from_log"]
+__all__ = ["RunFileError", "RunFileWarning", "read_run", "read_runs", "rates_from_log"]
 
 
 class RunFileError(ValueError):
     """A run file that cannot be read as a training run."""
+
+
+class RunFileWarning(UserWarning):
+    """A run file read by a rule that left some of its rows out (a restarted run's repeats)."""
 
 
 def rates_from_log(steps, rates, horizon: int, warmup: int | None = None) -> np.ndarray:
@@ -188,8 +200,16 @@ def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
         for field in fields:
             if not isinstance(table.get(field), list) or not table[field]:
                 raise RunFileError(f"{path}: {name}.{field} is missing or empty")
-    lr_steps, lr = _finite_pairs(path, "history.train", train["iter"], train["train_lr"])
-    steps, losses = _finite_pairs(path, f"history.{loss}", source["iter"], source[key])
+    lr_steps, lr = _one_attempt(
+        path,
+        "history.train",
+        *_finite_pairs(path, "history.train", train["iter"], train["train_lr"]),
+    )
+    steps, losses = _one_attempt(
+        path,
+        f"history.{loss}",
+        *_finite_pairs(path, f"history.{loss}", source["iter"], source[key]),
+    )
     config: dict = data["config"] if isinstance(data.get("config"), dict) else {}
     horizon = config.get("iterations")
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
@@ -198,6 +218,34 @@ def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
     if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int)):
         raise RunFileError(f"{path}: config.warmup_steps must be an integer, got {warmup!r}")
     return _run(path.stem, lr_steps, lr, steps, losses, horizon, str(path), warmup)
+
+
+def _one_attempt(path, name, steps: np.ndarray, values: np.ndarray):
+    """The rows of a restarted run's history that make one run (module docstring)."""
+    cuts = np.flatnonzero(np.diff(steps) <= 0) + 1
+    if cuts.size == 0:
+        return steps, values
+    segments = np.split(np.arange(steps.size), cuts)
+    main = max(range(len(segments)), key=lambda i: int(steps[segments[i][-1]]))
+    first = int(steps[segments[main][0]])
+    earlier: dict[int, float] = {}
+    for i, rows in enumerate(segments):
+        for j in rows if i != main else ():
+            if steps[j] < first:
+                earlier.setdefault(int(steps[j]), float(values[j]))
+    before = sorted(earlier)
+    kept_steps = np.concatenate([np.asarray(before, dtype=np.int64), steps[segments[main]]])
+    kept_values = np.concatenate([[earlier[k] for k in before], values[segments[main]]])
+    last = int(steps[segments[main][-1]])
+    taken = f", steps {before[0]}..{before[-1]} from the others" if before else ""
+    warnings.warn(
+        f"{path}: {name} holds {len(segments)} segments of increasing steps (a restarted "
+        f"run): read steps {first}..{last} of the one that reaches the furthest{taken}; "
+        f"{steps.size - kept_steps.size} of {steps.size} rows left out",
+        RunFileWarning,
+        stacklevel=4,
+    )
+    return kept_steps, kept_values
 
 
 def _finite_pairs(path, name, steps, values):

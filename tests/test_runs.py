@@ -20,7 +20,7 @@ from optsched.loss_models.multipower import (
     drop_terms,
 )
 from optsched.loss_models.store import ModelFileError, load_model, save_model
-from optsched.runs import RunFileError, rates_from_log, read_run
+from optsched.runs import RunFileError, RunFileWarning, rates_from_log, read_run
 
 EXCERPT = pathlib.Path(__file__).parent / "data" / "multipowerlaw_25"
 
@@ -83,6 +83,31 @@ def test_wandb_export_reads_validation_or_training_loss(tmp_path):
     assert train.steps.tolist() == [10, 20, 30, 40]
     # the NaN rate logged at step 40 is dropped; the last rate is held
     assert float(val.schedule.lr_at(39)) == pytest.approx(5e-4)
+
+
+def test_a_restarted_wandb_run_is_read_as_the_attempt_that_finished(tmp_path):
+    # the export lists the resumed attempt (from step 30) first and the first attempt (to 40,
+    # where it crashed) after it; the repeated steps 30 and 40 are the finished attempt's
+    history = {
+        "train": {
+            "iter": [30, 40, 50, 60, 10, 20, 30, 40],
+            "train_lr": [1e-3] * 8,
+            "train_loss": [3.5, 3.2, 3.0, 2.9, 5.0, 4.0, 3.6, 3.3],
+        },
+        "val": {"iter": [0, 20, 40, 60, 0, 20], "val_loss": [9.0, 4.1, 3.3, 2.95, 9.0, 4.1]},
+    }
+    path = _wandb(tmp_path, history=history, config={"iterations": 60})
+    with pytest.warns(RunFileWarning, match=r"2 segments.*2 of 8 rows left out"):
+        [train] = read_run(path, loss="train")
+    assert train.steps.tolist() == [10, 20, 30, 40, 50, 60]
+    assert train.loss.tolist() == [5.0, 4.0, 3.5, 3.2, 3.0, 2.9]
+    with pytest.warns(RunFileWarning) as caught:
+        [val] = read_run(path)
+    assert sorted(str(w.message).split(": ")[1].split(" holds")[0] for w in caught) == [
+        "history.train",
+        "history.val",
+    ]
+    assert val.steps.tolist() == [0, 20, 40, 60] and val.loss.tolist() == [9.0, 4.1, 3.3, 2.95]
 
 
 @pytest.mark.parametrize(
