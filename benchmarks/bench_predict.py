@@ -23,15 +23,8 @@ import sys
 import tempfile
 import time
 
-FIT = ("cosine_24000", "constant_24000", "wsdcon_9")
-HELD_OUT = (
-    "constant_72000",
-    "cosine_72000",
-    "wsd_20000_24000",
-    "wsdld_20000_24000",
-    "wsdcon_3",
-    "wsdcon_18",
-)
+from real_curves import FIT
+from real_curves import TEST as HELD_OUT
 
 
 def _run(args: list[str], cache: str) -> float:

@@ -28,6 +28,7 @@ import argparse
 import pathlib
 
 import numpy as np
+from real_curves import FIT, PUBLISHED, TEST  # the protocol, as the other benchmark runs it
 from scipy.optimize import least_squares
 
 PUBLISHED_PARAMS = {  # the repository's src/config.py, PARAMS
@@ -35,16 +36,6 @@ PUBLISHED_PARAMS = {  # the repository's src/config.py, PARAMS
     "100": [2.6514477, 0.60115152, 0.45295811, 437.9464276, 2.13245612, 0.59785199, 0.65523644],
     "400": [2.37474466, 0.65421216, 0.42878731, 523.42464371, 2.02462735, 0.59350493, 0.63472457],
 }
-PUBLISHED = {"25": (0.00110, 0.00409), "100": (0.00142, 0.00583), "400": (0.00168, 0.00995)}
-FIT = ("cosine_24000", "constant_24000", "wsdcon_9")
-TEST = (
-    "constant_72000",
-    "cosine_72000",
-    "wsd_20000_24000",
-    "wsdld_20000_24000",
-    "wsdcon_3",
-    "wsdcon_18",
-)
 PEAK, END, WARMUP = 3e-4, 3e-5, 2160
 HUBER = 1e-3
 
