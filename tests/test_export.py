@@ -68,6 +68,22 @@ def test_to_optax_is_the_file_expansion_at_every_step(interpolation, tmp_path):
     assert all(float(fn(jnp.int32(s))) == got[s] for s in (0, 1, T // 2, T - 1, T + 5))
 
 
+@pytest.mark.parametrize("interpolation", ["linear", "previous"])
+def test_per_step_expansion_matches_the_compiled_kernel(interpolation):
+    # concrete knots expand by NumPy, traced ones by the kernel: the same values to an ulp
+    sched = _schedule(interpolation, momentum=True, batch=True)
+    t = np.arange(T)
+    concrete = sched.per_step(4.0)
+    traced = jax.jit(lambda s: s.per_step(4.0))(sched)
+    kernel = (sched.lr_at(t), sched.momentum_at(t), sched.batch_at(t, 4.0))
+    for a, b, c in zip(concrete, traced, kernel, strict=True):
+        assert a.shape == (T,) and a.dtype == jnp.float64
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=0)
+        np.testing.assert_allclose(a, c, rtol=1e-15, atol=0)
+    lr, beta, m = o.Schedule([0, T - 1], [0.3, 0.1], horizon=T).per_step(4.0)
+    assert np.all(np.asarray(beta) == 0.0) and np.all(np.asarray(m) == 4.0)
+
+
 def test_peak_rescaling_and_horizon_stretch():
     sched = _schedule("linear")
     lr = np.asarray(sched.lr_at(np.arange(T)))
