@@ -52,7 +52,7 @@ import optsched.simulate, optsched.transfer  # modules named like the functions 
 assert isinstance(o.simulate, types.FunctionType) and isinstance(o.transfer, types.FunctionType)
 missing = [n for n in o.__all__ if getattr(o, n, None) is None]
 assert not missing, missing
-assert set(o.__all__) <= set(dir(o))
+assert set(o.__all__) == set(o._WHERE) and set(o.__all__) <= set(dir(o))
 print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
