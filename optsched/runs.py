@@ -35,8 +35,8 @@ intrinsic time counts it), but losses logged before the warm-up ends (the first 
 rate reaches 99% of its peak, when that is within the first half of the run) are not fitted:
 :attr:`PilotRun.warmup` records that step and the fits skip earlier points.
 
-Malformed input (a missing column, a non-number, a non-finite or non-positive loss, steps out of
-order or repeated, an empty run) raises :class:`RunFileError` naming the file and the line.
+Malformed input (a missing column, a non-number, a non-finite or non-positive loss, a CSV's steps
+out of order or repeated, an empty run) raises :class:`RunFileError` naming the file and the line.
 """
 
 from __future__ import annotations
