@@ -427,12 +427,11 @@ def _named_schedule(spec):
 def _read_run_file(path, loss, schedule):
     """The run(s) of one RUN file; a CSV without an ``lr`` column takes its rates from
     ``schedule`` (``--schedule``), a file that logs its rates keeps them."""
-    from .runs import RunFileWarning, read_run
+    from .runs import RunFileWarning, csv_columns, read_run
 
     if schedule is not None:
-        head = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore").lstrip()
-        first = head.splitlines()[0] if head else ""
-        if head.startswith("{") or "lr" in {c.strip() for c in first.split(",")}:
+        head = pathlib.Path(path).read_bytes()[:4096].decode("utf-8-sig", "ignore").lstrip()
+        if head.startswith("{") or "lr" in csv_columns(head)[1]:
             schedule = None  # a W&B export or a CSV with an lr column logs its rates
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RunFileWarning)

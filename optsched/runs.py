@@ -3,8 +3,10 @@ r"""Reading real training runs: CSV files and weights-and-biases JSON exports, a
 Accepted files (:func:`read_run`; :func:`read_runs` reads several):
 
 * **CSV** with a header ``step,lr,loss`` (one run per file; extra columns are ignored), the loss
-  optional per row; or the multi-run form ``run,step,lr,loss``. Without an ``lr`` column, a
-  ``schedule=`` (a :class:`~optsched.Schedule` or a schedule file) gives the rates.
+  optional per row; or the multi-run form ``run,step,lr,loss``. Column names in any case,
+  separated by commas, tabs or semicolons; a UTF-8 byte-order mark and blank lines are ignored.
+  Without an ``lr`` column, a ``schedule=`` (a :class:`~optsched.Schedule` or a schedule file)
+  gives the rates.
 * **weights-and-biases JSON** exports with ``history.train.{iter, train_lr, train_loss}`` and
   ``history.val.{iter, val_loss}`` (``loss="val"``, the default when validation losses exist, or
   ``loss="train"``), and ``config.iterations`` (the horizon) when present.
@@ -53,7 +55,14 @@ import numpy as np
 from .loss_models.fitted import PilotRun
 from .schedule import Schedule
 
-__all__ = ["RunFileError", "RunFileWarning", "read_run", "read_runs", "rates_from_log"]
+__all__ = [
+    "RunFileError",
+    "RunFileWarning",
+    "csv_columns",
+    "read_run",
+    "read_runs",
+    "rates_from_log",
+]
 
 
 class RunFileError(ValueError):
@@ -133,25 +142,34 @@ def _run(name, log_steps, log_lr, loss_steps, losses, horizon, where, warmup=Non
 
 def _read_text(path: pathlib.Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel) is not text
     except UnicodeDecodeError as err:
         raise RunFileError(f"{path} is not UTF-8 text (byte {err.start})") from None
     except OSError as err:
         raise RunFileError(f"cannot read {path}: {err.strerror}") from None
 
 
+def csv_columns(text: str) -> tuple[str, set[str]]:
+    """The delimiter (comma, tab or semicolon, from the header line) and the column names, lower
+    case and stripped, of a CSV run file's ``text``."""
+    lines = text.lstrip("\ufeff").splitlines()
+    header = next((line for line in lines if line.strip()), "")
+    delimiter = next((d for d in (",", "\t", ";") if d in header), ",")
+    return delimiter, {c.strip().lower() for c in header.split(delimiter)}
+
+
 def _read_csv(path: pathlib.Path, text: str, schedule: Schedule | None) -> list[PilotRun]:
-    reader = csv.DictReader(text.splitlines())
-    columns = {c.strip() for c in reader.fieldnames or ()}
+    delimiter, columns = csv_columns(text)
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)  # blank lines skipped
     need = {"step", "loss"} | (set() if schedule is not None else {"lr"})
     missing = need - columns
     if missing:
         hint = " (or give the rates: schedule=, --schedule)" if missing == {"lr"} else ""
         raise RunFileError(f"{path}: missing column(s) {', '.join(sorted(missing))}{hint}")
     rows: dict[str, list] = {}
-    for line, row in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-        where = f"{path}, line {line}"
+    for row in reader:
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        where = f"{path}, line {reader.line_num}"
         step = _number(row["step"], "step", where)
         if step != int(step):
             raise RunFileError(f"{where}: step must be an integer, got {row['step']!r}")

@@ -85,6 +85,30 @@ def test_wandb_export_reads_validation_or_training_loss(tmp_path):
     assert float(val.schedule.lr_at(39)) == pytest.approx(5e-4)
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        "Step, LR, Loss\n0,0.1,3.0\n10,0.1,2.5\n20,0.1,2.2\n",  # spreadsheet-style names
+        "step\tlr\tloss\n0\t0.1\t3.0\n10\t0.1\t2.5\n20\t0.1\t2.2\n",  # tab-separated
+        "step;lr;loss\n0;0.1;3.0\n\n10;0.1;2.5\n20;0.1;2.2\n",  # semicolons, a blank line
+        "\ufeffstep,lr,loss\r\n0,0.1,3.0\r\n10,0.1,2.5\r\n20,0.1,2.2\r\n",  # Excel: BOM, CRLF
+    ],
+)
+def test_csv_headers_and_separators_that_spreadsheets_write_are_read(tmp_path, content):
+    path = tmp_path / "run.csv"
+    path.write_bytes(content.encode("utf-8"))
+    [run] = read_run(path)
+    assert run.steps.tolist() == [0, 10, 20] and run.loss.tolist() == [3.0, 2.5, 2.2]
+    assert float(run.schedule.lr_at(15)) == pytest.approx(0.1)
+
+
+def test_a_bad_value_after_a_blank_line_names_its_line(tmp_path):
+    path = tmp_path / "run.csv"
+    path.write_text("step,lr,loss\n0,0.1,3.0\n\n10,x,2.5\n")
+    with pytest.raises(RunFileError, match="line 4: lr must be a number"):
+        read_run(path)
+
+
 def test_a_restarted_wandb_run_is_read_as_the_attempt_that_finished(tmp_path):
     # the export lists the resumed attempt (from step 30) first and the first attempt (to 40,
     # where it crashed) after it; the repeated steps 30 and 40 are the finished attempt's
