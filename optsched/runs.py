@@ -9,7 +9,8 @@ Accepted files (:func:`read_run`; :func:`read_runs` reads several):
   gives the rates.
 * **weights-and-biases JSON** exports with ``history.train.{iter, train_lr, train_loss}`` and
   ``history.val.{iter, val_loss}`` (``loss="val"``, the default when validation losses exist, or
-  ``loss="train"``), and ``config.iterations`` (the horizon) when present.
+  ``loss="train"``), and ``config.iterations`` (the horizon) when present. A ``null`` or ``NaN``
+  entry is a step that logged nothing and is skipped; an infinite one is refused.
 
 **The per-step learning rate is rebuilt from what was logged**, by one documented rule:
 
@@ -269,12 +270,16 @@ def _one_attempt(path, name, steps: np.ndarray, values: np.ndarray):
 def _finite_pairs(path, name, steps, values):
     if len(steps) != len(values):
         raise RunFileError(f"{path}: {name}: iter and values differ in length")
-    try:
-        s = np.asarray(steps, dtype=np.float64)
-        v = np.asarray(values, dtype=np.float64)
+    try:  # W&B writes null or NaN where a step logged nothing: those rows are not data
+        s = np.asarray([math.nan if x is None else x for x in steps], dtype=np.float64)
+        v = np.asarray([math.nan if x is None else x for x in values], dtype=np.float64)
     except (TypeError, ValueError):
         raise RunFileError(f"{path}: {name}: entries must be numbers") from None
-    keep = np.isfinite(s) & np.isfinite(v)  # W&B writes NaN where a step logged nothing
+    blown = np.isinf(v) & np.isfinite(s)
+    if np.any(blown):
+        at = int(s[np.argmax(blown)])
+        raise RunFileError(f"{path}: {name}: infinite value at iter {at} (a diverged run?)")
+    keep = np.isfinite(s) & np.isfinite(v)
     if np.sum(keep) < 2:
         raise RunFileError(f"{path}: {name}: fewer than two finite entries")
     if np.any(s[keep] != np.round(s[keep])):
