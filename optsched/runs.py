@@ -74,6 +74,10 @@ class RunFileWarning(UserWarning):
     """A run file read by a rule that left some of its rows out (a restarted run's repeats)."""
 
 
+MAX_STEPS = 10**8
+"""The longest run read (steps): its schedule is kept per step, 16 bytes a step and more in fits."""
+
+
 def rates_from_log(steps, rates, horizon: int, warmup: int | None = None) -> np.ndarray:
     """Per-step rates ``0 .. horizon-1`` from logged ``(step, rate)`` pairs (the module's rule;
     ``warmup`` is the run's warm-up length when known)."""
@@ -134,6 +138,11 @@ def _run(name, log_steps, log_lr, loss_steps, losses, horizon, where, warmup=Non
         horizon = int(loss_steps[-1])
     if horizon < 1 or loss_steps[-1] > horizon:
         raise RunFileError(f"{where}: losses logged after the horizon T = {horizon}")
+    if horizon > MAX_STEPS:
+        raise RunFileError(
+            f"{where}: a run of {horizon} steps is longer than optsched reads ({MAX_STEPS:.0e}: "
+            "its per-step rates would not fit in memory); check the step column"
+        )
     lr = rates_from_log(log_steps, log_lr, horizon, warmup)
     if np.any(lr < 0):
         raise RunFileError(f"{where}: learning rates must be >= 0")
@@ -169,8 +178,10 @@ def _read_csv(path: pathlib.Path, text: str, schedule: Schedule | None) -> list[
         raise RunFileError(f"{path}: missing column(s) {', '.join(sorted(missing))}{hint}")
     rows: dict[str, list] = {}
     for row in reader:
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         where = f"{path}, line {reader.line_num}"
+        if None in row:  # DictReader files surplus fields under None
+            raise RunFileError(f"{where}: more fields than the header's {len(columns)}")
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         step = _number(row["step"], "step", where)
         if step != int(step):
             raise RunFileError(f"{where}: step must be an integer, got {row['step']!r}")

@@ -121,6 +121,14 @@ def test_wandb_nulls_are_steps_that_logged_nothing_and_infinities_are_refused(tm
         read_run(_wandb(tmp_path, history=history))
 
 
+def test_a_pilot_run_at_a_zero_rate_is_refused_by_name(tmp_path):
+    zero, good = tmp_path / "zero.csv", tmp_path / "good.csv"
+    zero.write_text("step,lr,loss\n0,0,3.0\n10,0,2.9\n20,0,2.8\n")
+    good.write_text("step,lr,loss\n0,0.1,3.0\n10,0.1,2.5\n20,0.1,2.2\n")
+    with pytest.raises(ValueError, match="run 'zero' has a zero learning rate throughout"):
+        o.fit_convex_bound(read_run(zero) + read_run(good))
+
+
 def test_a_restarted_wandb_run_is_read_as_the_attempt_that_finished(tmp_path):
     # the export lists the resumed attempt (from step 30) first and the first attempt (to 40,
     # where it crashed) after it; the repeated steps 30 and 40 are the finished attempt's
@@ -157,6 +165,8 @@ def test_a_restarted_wandb_run_is_read_as_the_attempt_that_finished(tmp_path):
         ("step,lr,loss\n1,0.1,1\n", "at least two logged losses"),
         ("step,lr,loss\n1.5,0.1,1\n2,0.1,1\n", "step must be an integer"),
         ("step,lr,loss\n1,-0.1,1\n2,0.1,1\n", "learning rates must be >= 0"),
+        ("step,lr,loss\n1,0.1,1\n2,0.1,0.9,7\n", "line 3: more fields than the header's 3"),
+        ("step,lr,loss\n1,0.1,1\n1000000000000,0.1,0.9\n", "longer than optsched reads"),
     ],
 )
 def test_malformed_csv_is_refused_with_the_file_and_line(tmp_path, content, message):

@@ -153,9 +153,15 @@ def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool, allow_rising: 
     runs = list(runs)
     if not runs:
         raise ValueError("fit needs at least one pilot run")
-    peak = max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
-    if peak <= 0:
+    peaks = [float(np.max(np.asarray(r.schedule.lr))) for r in runs]
+    if max(peaks) <= 0:
         raise ValueError("every pilot run has a zero learning rate: nothing to fit")
+    for r, p in zip(runs, peaks, strict=True):
+        if p <= 0:
+            raise ValueError(
+                f"run {r.name!r} has a zero learning rate throughout: it cannot inform a fit"
+            )
+    peak = max(peaks)
     arrays, kept = [], []
     for r in runs:
         keep = r.steps >= r.warmup
