@@ -216,8 +216,11 @@ def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
         raise RunFileError(f"{path}: not a weights-and-biases export (no history.train)")
     train: dict = history["train"]
     val: dict = history["val"] if isinstance(history.get("val"), dict) else {}
-    if loss is None:
-        loss = "val" if val and val.get("val_loss") else "train"
+    if loss is None:  # validation losses when any was logged (not only nulls)
+        logged = val.get("val_loss")
+        logged = logged if isinstance(logged, list) else []
+        finite = any(isinstance(x, int | float) and math.isfinite(x) for x in logged)
+        loss = "val" if finite else "train"
     if loss not in ("val", "train"):
         raise RunFileError(f"loss must be 'val' or 'train', got {loss!r}")
     source = val if loss == "val" else train

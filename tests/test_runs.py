@@ -111,11 +111,18 @@ def test_a_bad_value_after_a_blank_line_names_its_line(tmp_path):
 
 def test_wandb_nulls_are_steps_that_logged_nothing_and_infinities_are_refused(tmp_path):
     history = {
-        "train": {"iter": [10, 20, 30, 40], "train_lr": [1e-3, None, 5e-4, 5e-4]},
+        "train": {
+            "iter": [10, 20, 30, 40],
+            "train_lr": [1e-3, None, 5e-4, 5e-4],
+            "train_loss": [5.0, 4.0, 3.5, 3.2],
+        },
         "val": {"iter": [0, 20, 30, 40], "val_loss": [9.0, None, 3.5, 3.3]},
     }
     [run] = read_run(_wandb(tmp_path, history=history))
     assert run.steps.tolist() == [0, 30, 40] and run.loss.tolist() == [9.0, 3.5, 3.3]
+    nulls = {**history, "val": {"iter": [0, 20], "val_loss": [None, None]}}
+    [train] = read_run(_wandb(tmp_path, history=nulls))  # no validation loss logged: training
+    assert train.steps.tolist() == [10, 20, 30, 40] and train.loss.tolist()[0] == 5.0
     history["val"]["val_loss"][2] = float("inf")
     with pytest.raises(RunFileError, match="infinite value at iter 30"):
         read_run(_wandb(tmp_path, history=history))
