@@ -75,7 +75,10 @@ def rank(model: AbstractLossModel, candidates: Sequence[tuple[str, Schedule]]) -
         i, j = order[0], order[1]
         var = V[i, i] + V[j, j] - 2 * V[i, j]
         gap = losses[j] - losses[i]
-        p = 1.0 if var <= 0 else 0.5 * (1.0 + math.erf(gap / math.sqrt(2.0 * var)))
+        if var > 0:
+            p = 0.5 * (1.0 + math.erf(gap / math.sqrt(2.0 * var)))
+        else:  # the two predictions move together: certain unless they are equal (a tie)
+            p = 1.0 if gap > 0 else 0.5
     return {
         "ranking": ranking,
         "p_first_beats_second": p,

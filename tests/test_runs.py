@@ -424,3 +424,7 @@ def test_rank_orders_candidates_with_delta_method_uncertainty(fitted_convex, tmp
             )
     grad = np.asarray(grad)
     assert out["ranking"][0]["stderr"] == pytest.approx(float(np.sqrt(grad @ cov @ grad)), rel=1e-4)
+    # the same schedule twice is a tie, not a certainty
+    best = str(files[ranked[0]])
+    assert main(["rank", str(fitted_convex), best, best, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["p_first_beats_second"] == 0.5
