@@ -100,14 +100,12 @@ def runs_210m(data: pathlib.Path, models) -> list[dict]:
         for f in files
     }
     constant = [k for k in runs if k.startswith("stable")]
-    by_horizon = lambda prefix: sorted(  # noqa: E731
-        (k for k in runs if k.startswith(prefix)), key=lambda k: runs[k].schedule.horizon
-    )
+    cooldowns = _by_horizon(runs, "ann210")
     pilot_sets = {
-        "one peak (issue protocol)": constant[:1] + by_horizon("ann210")[:1],
+        "one peak (issue protocol)": constant[:1] + cooldowns[:1],
         "two peaks (+ shortest cosine)": constant[:1]
-        + by_horizon("ann210")[:1]
-        + by_horizon("cos-210m")[:1],
+        + cooldowns[:1]
+        + _by_horizon(runs, "cos-210m")[:1],
     }
     rows = []
     for label, fit_names in pilot_sets.items():
@@ -138,14 +136,18 @@ def runs_owt2(data: pathlib.Path, models) -> list[dict]:
                 "cooldown" if f.name.startswith("ann") else "cos" if "_cos_" in f.name else "stable"
             )
             runs[f"{kind}_{horizon}"] = read_run(f)[0]
-        cooldowns = sorted(
-            (k for k in runs if k.startswith("cooldown")), key=lambda k: runs[k].schedule.horizon
-        )
-        fit_names = [k for k in runs if k.startswith("stable")][:1] + cooldowns[:1]
+        fit_names = [k for k in runs if k.startswith("stable")][:1] + _by_horizon(runs, "cooldown")[
+            :1
+        ]
         print(f"\nOpenWebText2 {shape}: fit on {', '.join(fit_names)}; predict the others")
         for kind in models:
             rows.append(_predict_finals(kind, runs, fit_names, f"owt2 {shape}"))
     return rows
+
+
+def _by_horizon(runs: dict, prefix: str) -> list[str]:
+    """The names in ``runs`` that start with ``prefix``, shortest run first."""
+    return sorted((k for k in runs if k.startswith(prefix)), key=lambda k: runs[k].schedule.horizon)
 
 
 def _predict_finals(kind, runs, fit_names, label) -> dict:

@@ -193,12 +193,16 @@ _WHERE = {
 does not pay for the solver, the dynamics or diffrax."""
 
 
+_MODULES = frozenset({"distributed", "theory"})
+"""The public names that are modules themselves; every other name is an attribute of its module."""
+
+
 def __getattr__(name):
     try:
         module = _WHERE[name]
     except KeyError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    if module in (".distributed", ".model.theory"):
+    if name in _MODULES:
         value = _importlib.import_module(module, __name__)
     else:
         value = getattr(_importlib.import_module(module, __name__), name)
@@ -211,12 +215,13 @@ def __dir__():
 
 
 class _Package(_types.ModuleType):
-    """``optsched.simulate`` and ``optsched.transfer`` are functions named like their modules;
-    the import of such a module, which sets the package attribute, must not hide the function."""
+    """Some public names are named like their modules (``optsched.simulate``,
+    ``optsched.transfer``); the import of such a module, which sets the package attribute, must
+    not hide the function: a submodule never takes the place of a public name that is not one."""
 
     def __setattr__(self, name, value):
-        if name in ("simulate", "transfer") and isinstance(value, _types.ModuleType):
-            return  # the function loads on first use (``__getattr__``)
+        if isinstance(value, _types.ModuleType) and name in _WHERE and name not in _MODULES:
+            return  # the public name loads on first use (``__getattr__``)
         super().__setattr__(name, value)
 
 

@@ -225,24 +225,15 @@ def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
         raise RunFileError(f"loss must be 'val' or 'train', got {loss!r}")
     source = val if loss == "val" else train
     key = "val_loss" if loss == "val" else "train_loss"
-    for part, name, fields in (
-        ("train", "history.train", ("iter", "train_lr")),
-        (loss, f"history.{loss}", ("iter", key)),
+    for table, name, field in (
+        (train, "history.train", "train_lr"),
+        (source, f"history.{loss}", key),
     ):
-        table = train if part == "train" else source
-        for field in fields:
-            if not isinstance(table.get(field), list) or not table[field]:
-                raise RunFileError(f"{path}: {name}.{field} is missing or empty")
-    lr_steps, lr = _one_attempt(
-        path,
-        "history.train",
-        *_finite_pairs(path, "history.train", train["iter"], train["train_lr"]),
-    )
-    steps, losses = _one_attempt(
-        path,
-        f"history.{loss}",
-        *_finite_pairs(path, f"history.{loss}", source["iter"], source[key]),
-    )
+        for f in ("iter", field):
+            if not isinstance(table.get(f), list) or not table[f]:
+                raise RunFileError(f"{path}: {name}.{f} is missing or empty")
+    lr_steps, lr = _logged(path, "history.train", train["iter"], train["train_lr"])
+    steps, losses = _logged(path, f"history.{loss}", source["iter"], source[key])
     config: dict = data["config"] if isinstance(data.get("config"), dict) else {}
     horizon = config.get("iterations")
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
@@ -253,6 +244,12 @@ def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
     return _run(path.stem, lr_steps, lr, steps, losses, horizon, str(path), warmup)
 
 
+def _logged(path, name, steps, values) -> tuple[np.ndarray, np.ndarray]:
+    """The logged ``(step, value)`` pairs of a W&B history column: finite pairs
+    (:func:`_finite_pairs`) of the one attempt that makes the run (:func:`_one_attempt`)."""
+    return _one_attempt(path, name, *_finite_pairs(path, name, steps, values))
+
+
 def _one_attempt(path, name, steps: np.ndarray, values: np.ndarray):
     """The rows of a restarted run's history that make one run (module docstring)."""
     cuts = np.flatnonzero(np.diff(steps) <= 0) + 1
@@ -261,11 +258,10 @@ def _one_attempt(path, name, steps: np.ndarray, values: np.ndarray):
     segments = np.split(np.arange(steps.size), cuts)
     main = max(range(len(segments)), key=lambda i: int(steps[segments[i][-1]]))
     first = int(steps[segments[main][0]])
-    earlier: dict[int, float] = {}
-    for i, rows in enumerate(segments):
-        for j in rows if i != main else ():
-            if steps[j] < first:
-                earlier.setdefault(int(steps[j]), float(values[j]))
+    earlier: dict[int, float] = {}  # steps before the main segment, first occurrence wins
+    for j in np.concatenate([rows for i, rows in enumerate(segments) if i != main]):
+        if steps[j] < first:
+            earlier.setdefault(int(steps[j]), float(values[j]))
     before = sorted(earlier)
     kept_steps = np.concatenate([np.asarray(before, dtype=np.int64), steps[segments[main]]])
     kept_values = np.concatenate([[earlier[k] for k in before], values[segments[main]]])
@@ -276,7 +272,7 @@ def _one_attempt(path, name, steps: np.ndarray, values: np.ndarray):
         f"run): read steps {first}..{last} of the one that reaches the furthest{taken}; "
         f"{steps.size - kept_steps.size} of {steps.size} rows left out",
         RunFileWarning,
-        stacklevel=4,
+        stacklevel=5,  # the caller of read_run
     )
     return kept_steps, kept_values
 

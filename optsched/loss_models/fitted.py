@@ -252,10 +252,16 @@ def _model_losses(dynamic, data):
     the four parameters the dynamics depend on (``theta[:4]``: ``a, b, sigma, lr_scale``)."""
     lr, runs, grid, batch, floor_max = data
     a, b, sigma, s_lr = _natural(jnp.concatenate([dynamic, jnp.zeros(2)]), floor_max)[:4]
-    spec = spectrum(PowerLawProblem(a, b, sigma=sigma, batch=batch), grid)
     # the runs side by side (padded with zero rates, steps that change nothing): one pass
-    model = jax.vmap(lambda r: step_losses(spec, s_lr * r, jnp.full_like(r, batch)))(lr)
+    model = jax.vmap(lambda r: _step_losses(a, b, sigma, s_lr * r, grid, batch))(lr)
     return jnp.concatenate([model[i, steps] for i, (steps, _) in enumerate(runs)])
+
+
+def _step_losses(a, b, sigma, model_lr, grid, batch):
+    """The model's loss ``L_0 .. L_T`` (before the loss scale and floor) for per-step model
+    rates, on the mode ``grid``: what the fit and the fitted model's predictions share."""
+    spec = spectrum(PowerLawProblem(a, b, sigma=sigma, batch=batch), grid)
+    return step_losses(spec, model_lr, jnp.full_like(model_lr, batch))
 
 
 # four tangents through the recursion, not six: the loss scale and floor enter after it
@@ -276,9 +282,7 @@ def _losses_at(values, lr, steps, grid, batch: float):
     loss_scale, loss_floor)`` on the mode ``grid``: one compiled program per shape, also under
     differentiation (what a ranking's uncertainty needs)."""
     a, b, sigma, s_lr, s_loss, floor = (values[i] for i in range(6))
-    problem = PowerLawProblem(a, b, sigma=sigma, batch=batch)
-    model = step_losses(spectrum(problem, grid), s_lr * lr, jnp.full_like(lr, batch))
-    return floor + s_loss * model[steps]
+    return floor + s_loss * _step_losses(a, b, sigma, s_lr * lr, grid, batch)[steps]
 
 
 @with_float64

@@ -154,8 +154,6 @@ def pilot_arrays(runs, *, normalise: bool, skip_first_step: bool, allow_rising: 
     if not runs:
         raise ValueError("fit needs at least one pilot run")
     peaks = [float(np.max(np.asarray(r.schedule.lr))) for r in runs]
-    if max(peaks) <= 0:
-        raise ValueError("every pilot run has a zero learning rate: nothing to fit")
     for r, p in zip(runs, peaks, strict=True):
         if p <= 0:
             raise ValueError(
