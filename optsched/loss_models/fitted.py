@@ -32,13 +32,14 @@ from .._precision import with_float64
 from ..dynamics.choice import fit_grid
 from ..dynamics.sgd import step_losses
 from ..model.problem import PowerLawProblem
-from ..model.spectrum import spectrum
+from ..model.spectrum import grid_nodes, spectrum
 from ..schedule import Schedule
 from .base import AbstractLossModel
 from .fitting import (
     covariance,
     dense_jacobian,
     least_squares_fit,
+    levenberg_marquardt,
     pilot_arrays,
     pilot_peaks,
     standard_errors,
@@ -160,9 +161,9 @@ class FittedProblem(AbstractLossModel):
 
     def curve_at_parameters(self, values, lr, steps):
         lr = jnp.asarray(lr)
-        # modes laid out at the fitted b and rates (static), as in the fit itself
-        grid = fit_grid(float(self.problem.b), float(self.lr_scale * jnp.sum(lr)))
-        return _losses_at(values, lr, jnp.asarray(steps), grid, float(self.problem.batch))
+        # modes laid out at the fitted b and rates, as in the fit itself
+        nodes = _fit_nodes(float(self.problem.b), float(self.lr_scale * jnp.sum(lr)))
+        return _losses_at(values, lr, jnp.asarray(steps), nodes, float(self.problem.batch))
 
     def default_lr_max(self) -> float:
         """99% of the fitted model's largest stable constant rate, in real units."""
@@ -233,6 +234,17 @@ class FittedProblem(AbstractLossModel):
         }
 
 
+NODE_BUCKET = 16
+"""Fits pad their mode grids to a multiple of this many nodes, so that the grid rebuilt around
+the scouts' estimate (a few nodes more or fewer) reuses the scouts' compiled solver."""
+
+
+def _fit_nodes(b: float, max_time: float):
+    """:func:`~optsched.dynamics.choice.fit_grid` as padded, traced nodes."""
+    grid = fit_grid(b, max_time)
+    return grid_nodes(grid, -(-grid.size // NODE_BUCKET) * NODE_BUCKET)
+
+
 def _natural(theta, floor_max):
     """Unconstrained parameters -> (a, b, sigma, lr_scale, loss_scale, loss_floor)."""
     return jnp.stack(
@@ -259,7 +271,8 @@ def _model_losses(dynamic, data):
 
 def _step_losses(a, b, sigma, model_lr, grid, batch):
     """The model's loss ``L_0 .. L_T`` (before the loss scale and floor) for per-step model
-    rates, on the mode ``grid``: what the fit and the fitted model's predictions share."""
+    rates, on the modes ``grid`` (:class:`~optsched.model.spectrum.GridNodes`): what the fit and
+    the fitted model's predictions share."""
     spec = spectrum(PowerLawProblem(a, b, sigma=sigma, batch=batch), grid)
     return step_losses(spec, model_lr, jnp.full_like(model_lr, batch))
 
@@ -279,7 +292,7 @@ def _residuals(theta, data):
 @eqx.filter_jit
 def _losses_at(values, lr, steps, grid, batch: float):
     """The fitted loss at ``steps`` for parameters ``values = (a, b, sigma, lr_scale,
-    loss_scale, loss_floor)`` on the mode ``grid``: one compiled program per shape, also under
+    loss_scale, loss_floor)`` on the modes ``grid``: one compiled program per shape, also under
     differentiation (what a ranking's uncertainty needs)."""
     a, b, sigma, s_lr, s_loss, floor = (values[i] for i in range(6))
     return floor + s_loss * _step_losses(a, b, sigma, s_lr * lr, grid, batch)[steps]
@@ -320,8 +333,8 @@ def fit(
 
     def data_at(theta):
         nat = _natural(theta, y_min)
-        grid = fit_grid(float(nat[1]), float(nat[3]) * total_real)
-        return (lr_stack, observed, grid, float(batch), y_min)
+        nodes = _fit_nodes(float(nat[1]), float(nat[3]) * total_real)
+        return (lr_stack, observed, nodes, float(batch), y_min)
 
     # short scouts from every start (on one grid, laid out for the lowest starting b, so one
     # compiled program serves them all) locate the estimate, the mode grid is rebuilt around
@@ -346,17 +359,11 @@ def fit(
     # successive halving: every start gets SCOUT_STEPS, the better half as many again, ...
     # (a start's cost after a few steps ranks it only roughly: on the 210M pilots the start
     # that leads to the optimum is third of four after 25 steps, first after 40)
+    # (the starts of a round run side by side, one per core)
     alive = thetas
     while True:
-        scouted = []
-        for theta in alive:
-            try:
-                theta, cost, _ = least_squares_fit(
-                    _residuals, [theta], scout_data, max_steps=min(SCOUT_STEPS, max_steps)
-                )
-            except ValueError:
-                continue
-            scouted.append((cost, theta))
+        rounds = levenberg_marquardt(_residuals, alive, scout_data, min(SCOUT_STEPS, max_steps))
+        scouted = [(cost, theta) for theta, cost, _ in rounds if math.isfinite(cost)]
         if not scouted:
             raise ValueError("the fit diverged from every starting point; check the runs' units")
         scouted.sort(key=lambda ct: ct[0])

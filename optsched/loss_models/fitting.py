@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import equinox as eqx
 import jax
@@ -16,6 +18,7 @@ __all__ = [
     "covariance",
     "group_labels",
     "least_squares_fit",
+    "levenberg_marquardt",
     "pilot_arrays",
     "pilot_peaks",
     "standard_errors",
@@ -82,6 +85,36 @@ def _lm(residuals: Callable, theta, data, steps: int):
     return sol.value, cost, done
 
 
+def _cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def levenberg_marquardt(residuals: Callable, starts: Sequence, data, steps: int) -> list:
+    """``steps`` Levenberg-Marquardt steps from every start; ``(theta, cost, converged)`` each.
+
+    A Levenberg-Marquardt loop is sequential (each step needs the last), so one fit keeps one
+    core busy. The starts are independent: they run side by side, one thread per core (XLA
+    releases the interpreter lock while it computes), each inside its own float64 context (the
+    context is thread-local). The results are those of running them one after another; a start
+    that diverged has a non-finite cost.
+    """
+    from .._precision import float64
+
+    def one(theta0):
+        with float64():
+            return _lm(residuals, theta0, data, steps)
+
+    workers = min(len(starts), _cores())
+    if workers <= 1:
+        return [one(theta0) for theta0 in starts]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, starts))
+
+
 def least_squares_fit(
     residuals: Callable,
     starts: Sequence,
@@ -93,13 +126,13 @@ def least_squares_fit(
 ):
     r"""Levenberg-Marquardt (optimistix) from several starts; the lowest sum of squares wins.
 
-    Every start runs ``scout_steps`` steps; the best is then polished in rounds of
-    :data:`POLISH_CHUNK` steps (or ``max_steps``, if fewer) until it converges, ``max_steps``
-    steps in all are spent (rounded up to whole rounds: one compiled solver serves them), or a
-    round lowers the cost by less than ``chi2_tol`` residual variances
-    (:math:`n\,\Delta\mathrm{cost} / \mathrm{cost}`: the parameters then move by about
-    :math:`\sqrt{\Delta\chi^2} = 0.1` standard errors or less). Fits whose data leave a
-    direction nearly flat (an exponent drifting towards 0 with its amplitude growing) would
+    Every start runs ``scout_steps`` steps (side by side: :func:`levenberg_marquardt`); the
+    best is then polished in rounds of :data:`POLISH_CHUNK` steps (or ``max_steps``, if fewer)
+    until it converges, ``max_steps`` steps in all are spent (rounded up to whole rounds: one
+    compiled solver serves them), or a round lowers the cost by less than ``chi2_tol``
+    residual variances (:math:`n\,\Delta\mathrm{cost} / \mathrm{cost}`: the parameters then
+    move by about :math:`\sqrt{\Delta\chi^2} = 0.1` standard errors or less). Fits whose data
+    leave a direction nearly flat (an exponent drifting towards 0 with its amplitude growing) would
     otherwise spend every step crawling along it for digits nobody reads.
 
     Returns ``(theta, cost, jacobian)`` at the best optimum, or raises if every start diverged.
@@ -112,13 +145,13 @@ def least_squares_fit(
             f"{p + 1} are needed (log the loss more often, or add runs)"
         )
     scout = min(scout_steps, max_steps) if len(starts) > 1 else 0
+    if scout:  # every start, side by side on the cores
+        scouted = levenberg_marquardt(residuals, starts, data, scout)
+    else:  # polished below from where it starts
+        theta = jnp.asarray(starts[0], dtype=float)
+        scouted = [(theta, float(_sum_squares(residuals, theta, data)), False)]
     best = None
-    for theta0 in starts:
-        if scout:
-            theta, cost, done = _lm(residuals, theta0, data, scout)
-        else:  # polished below from where it starts
-            theta, done = jnp.asarray(theta0, dtype=float), False
-            cost = float(_sum_squares(residuals, theta, data))
+    for theta, cost, done in scouted:
         if math.isfinite(cost) and (best is None or cost < best[1]):
             best = (theta, cost, done)
     if best is None:

@@ -30,7 +30,7 @@ from jaxtyping import Array, Float
 from .._precision import with_float64
 from .problem import PowerLawProblem, Width, format_width
 
-__all__ = ["ModeGrid", "Spectrum", "mode_grid", "spectrum"]
+__all__ = ["GridNodes", "ModeGrid", "Spectrum", "grid_nodes", "mode_grid", "spectrum"]
 
 EXACT_MAX_MODES = 128
 """``method="auto"`` keeps every mode exactly up to this width, and uses quadrature above it."""
@@ -65,6 +65,37 @@ class ModeGrid(eqx.Module):
     @property
     def exact(self) -> bool:
         return self.size == self.features and all(w == 1.0 for w in self.weight)
+
+
+class GridNodes(eqx.Module):
+    """A :class:`ModeGrid`'s nodes as arrays: traced under ``jit``, where the grid's fields are
+    static. One compiled program then serves every grid of the same (padded) size, as a fit
+    needs when it rebuilds its grid around a new estimate of ``b``.
+
+    Attributes:
+        k, weight: the nodes and their multiplicities, shape ``(n,)`` (padding: weight 0).
+        frozen_from: the grid's continuum edge, shape ``()``.
+        features, max_time: as in the grid (static).
+    """
+
+    k: Float[Array, " n"]
+    weight: Float[Array, " n"]
+    frozen_from: Float[Array, ""]
+    features: Width = eqx.field(static=True)
+    max_time: float = eqx.field(static=True)
+
+
+def grid_nodes(grid: ModeGrid, size: int | None = None) -> GridNodes:
+    """``grid`` as :class:`GridNodes`, padded to ``size`` nodes (default: its own size).
+
+    Padding repeats the last node with weight 0: it adds nothing to the loss or to the noise
+    term, and its error stays finite whenever the last real mode's does."""
+    n = grid.size if size is None else int(size)
+    if n < grid.size:
+        raise ValueError(f"cannot pad a grid of {grid.size} nodes to {n}")
+    k = np.asarray(grid.k + (grid.k[-1],) * (n - grid.size))
+    weight = np.asarray(grid.weight + (0.0,) * (n - grid.size))
+    return GridNodes(k, weight, np.asarray(grid.frozen_from), grid.features, grid.max_time)
 
 
 def _exact_grid(features: int) -> ModeGrid:
@@ -175,12 +206,17 @@ class Spectrum(eqx.Module):
 
 @with_float64
 def spectrum(
-    problem: PowerLawProblem, grid: ModeGrid | None = None, *, max_time: float = 1e7, **kwargs
+    problem: PowerLawProblem,
+    grid: ModeGrid | GridNodes | None = None,
+    *,
+    max_time: float = 1e7,
+    **kwargs,
 ) -> Spectrum:
     r"""The :class:`Spectrum` of ``problem`` on ``grid`` (built with :func:`mode_grid` if absent).
 
-    Traceable in ``problem.a, b, sigma`` (the grid is static), so it can be used under
-    ``jax.vmap`` over problems that share one grid.
+    Traceable in ``problem.a, b, sigma`` (a :class:`ModeGrid` is static), so it can be used under
+    ``jax.vmap`` over problems that share one grid; on :class:`GridNodes` traceable in the nodes
+    too.
     """
     if grid is None:
         grid = mode_grid(problem.features, b=float(problem.b), max_time=max_time, **kwargs)
@@ -194,7 +230,7 @@ def spectrum(
     lam = k ** (-b)
     target = k ** (b - a)
     upper = problem.features + 0.5
-    if grid.frozen_from < upper:
+    if isinstance(grid, GridNodes) or grid.frozen_from < upper:  # (at N + 1/2 the term is 0)
         # integral of x^-a from the last tracked node's edge to N + 1/2 (midpoint-rule continuum)
         top = 0.0 if math.isinf(upper) else upper ** (1.0 - a)
         frozen = (grid.frozen_from ** (1.0 - a) - top) / (a - 1.0)
