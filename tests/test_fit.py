@@ -161,3 +161,29 @@ def test_the_dense_jacobian_is_the_residuals_derivative():
         np.testing.assert_allclose(
             jax.grad(loss(wrapped))(theta), jax.grad(loss(residuals))(theta), rtol=1e-12
         )
+
+
+def test_starts_run_side_by_side_give_what_they_give_one_by_one(monkeypatch):
+    """``levenberg_marquardt`` runs its starts on threads, each in its own float64 context: the
+    results equal those of one start after another on one core (to the last bit), in float64,
+    a diverging start included (a non-finite cost, not an exception)."""
+    import jax.numpy as jnp
+
+    from optsched.loss_models import fitting
+
+    def residuals(theta, data):
+        x, y = data
+        return theta[0] * jnp.exp(-theta[1] * x) + theta[2] - y
+
+    x = np.linspace(0.0, 4.0, 50)
+    data = (x, 2.0 * np.exp(-0.8 * x) + 0.3)
+    starts = [np.array([1.0, 0.5, 0.0]), np.array([3.0, 2.0, 1.0]), np.array([1.0, np.nan, 0.0])]
+    monkeypatch.setattr(fitting, "_cores", lambda: 2)
+    side_by_side = fitting.levenberg_marquardt(residuals, starts, data, 30)
+    monkeypatch.setattr(fitting, "_cores", lambda: 1)
+    one_by_one = fitting.levenberg_marquardt(residuals, starts, data, 30)
+    for (t2, c2, _), (t1, c1, _) in zip(side_by_side, one_by_one, strict=True):
+        assert t2.dtype == np.float64
+        np.testing.assert_array_equal(np.asarray(t2), np.asarray(t1))
+        assert c2 == c1 or (np.isnan(c2) and np.isnan(c1))
+    assert side_by_side[0][1] < 1e-20 and np.isnan(side_by_side[2][1])

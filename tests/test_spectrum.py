@@ -62,3 +62,23 @@ def test_frozen_tail_and_teacher_tail_enter_the_offset():
     assert np.isclose(float(sp.initial_loss()), float(p.initial_loss()), rtol=1e-4)
     assert float(sp.offset) > float(p.tail_loss()) > 0
     assert np.isclose(float(sp.noise), 0.04 + float(sp.offset))
+
+
+def test_grid_nodes_padded_give_the_grids_spectrum():
+    """A grid as traced nodes (what fits use), padded with weight-0 copies of its last node,
+    has the grid's loss curve (the padding adds nothing), exactly, at finite and infinite
+    width, and refuses to shrink."""
+    from optsched.model.spectrum import grid_nodes
+
+    lr = jnp.full(300, 0.4)
+    for N in (math.inf, 300):
+        p = PowerLawProblem(a=1.8, b=1.5, sigma=0.3, features=N, batch=2.0)
+        grid = mode_grid(N, b=1.5, max_time=200.0)
+        reference = step_losses(spectrum(p, grid), lr, jnp.full(300, 2.0))
+        padded = grid_nodes(grid, grid.size + 13)
+        assert padded.k.shape == (grid.size + 13,)
+        np.testing.assert_allclose(
+            step_losses(spectrum(p, padded), lr, jnp.full(300, 2.0)), reference, rtol=1e-13
+        )
+    with pytest.raises(ValueError, match="cannot pad"):
+        grid_nodes(grid, grid.size - 1)
