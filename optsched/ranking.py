@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._precision import with_float64
+from ._threads import map_on_cores
 from .loss_models.base import AbstractLossModel, _in_units_of
 from .schedule import Schedule
 
@@ -40,22 +41,25 @@ def rank(model: AbstractLossModel, candidates: Sequence[tuple[str, Schedule]]) -
     if not candidates:
         raise ValueError("rank needs at least one candidate schedule")
     values, cov = model.parameters()
-    losses, grads = [], []
-    for _, schedule in candidates:
+
+    def loss_and_gradient(schedule: Schedule) -> tuple[float, np.ndarray]:
         schedule = _in_units_of(model, schedule)
         lr = schedule.per_step(1.0)[0]
         step = jnp.asarray([schedule.horizon])
 
-        def final(v, lr=lr, step=step):
+        def final(v):
             loss = model.curve_at_parameters(v, lr, step)[0]
             return loss, loss
 
         # forward mode: a handful of parameters, one output, and no trajectory kept for a
         # backward pass through the T steps
         grad, loss = jax.jacfwd(final, has_aux=True)(jnp.asarray(values))
-        losses.append(float(loss))
-        grads.append(np.asarray(grad))
-    losses = np.asarray(losses)
+        return float(loss), np.asarray(grad)
+
+    # the candidates are independent: side by side, one per core
+    out = map_on_cores(loss_and_gradient, [schedule for _, schedule in candidates])
+    losses = np.asarray([loss for loss, _ in out])
+    grads = [grad for _, grad in out]
     if not np.all(np.isfinite(losses)):
         bad = [name for (name, _), x in zip(candidates, losses, strict=True) if not np.isfinite(x)]
         raise ValueError(f"the model predicts no finite final loss for {', '.join(bad)}")

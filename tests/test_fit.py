@@ -169,6 +169,7 @@ def test_starts_run_side_by_side_give_what_they_give_one_by_one(monkeypatch):
     a diverging start included (a non-finite cost, not an exception)."""
     import jax.numpy as jnp
 
+    from optsched import _threads
     from optsched.loss_models import fitting
 
     def residuals(theta, data):
@@ -178,9 +179,9 @@ def test_starts_run_side_by_side_give_what_they_give_one_by_one(monkeypatch):
     x = np.linspace(0.0, 4.0, 50)
     data = (x, 2.0 * np.exp(-0.8 * x) + 0.3)
     starts = [np.array([1.0, 0.5, 0.0]), np.array([3.0, 2.0, 1.0]), np.array([1.0, np.nan, 0.0])]
-    monkeypatch.setattr(fitting, "_cores", lambda: 2)
+    monkeypatch.setattr(_threads, "cores", lambda: 2)
     side_by_side = fitting.levenberg_marquardt(residuals, starts, data, 30)
-    monkeypatch.setattr(fitting, "_cores", lambda: 1)
+    monkeypatch.setattr(_threads, "cores", lambda: 1)
     one_by_one = fitting.levenberg_marquardt(residuals, starts, data, 30)
     for (t2, c2, _), (t1, c1, _) in zip(side_by_side, one_by_one, strict=True):
         assert t2.dtype == np.float64

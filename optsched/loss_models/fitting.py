@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .._threads import map_on_cores
 
 __all__ = [
     "covariance",
@@ -85,34 +85,15 @@ def _lm(residuals: Callable, theta, data, steps: int):
     return sol.value, cost, done
 
 
-def _cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def levenberg_marquardt(residuals: Callable, starts: Sequence, data, steps: int) -> list:
     """``steps`` Levenberg-Marquardt steps from every start; ``(theta, cost, converged)`` each.
 
     A Levenberg-Marquardt loop is sequential (each step needs the last), so one fit keeps one
-    core busy. The starts are independent: they run side by side, one thread per core (XLA
-    releases the interpreter lock while it computes), each inside its own float64 context (the
-    context is thread-local). The results are those of running them one after another; a start
-    that diverged has a non-finite cost.
+    core busy; the starts are independent and run side by side
+    (:func:`~optsched._threads.map_on_cores`). The results are those of running them one after
+    another; a start that diverged has a non-finite cost.
     """
-    from .._precision import float64
-
-    def one(theta0):
-        with float64():
-            return _lm(residuals, theta0, data, steps)
-
-    workers = min(len(starts), _cores())
-    if workers <= 1:
-        return [one(theta0) for theta0 in starts]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(one, starts))
+    return map_on_cores(lambda theta0: _lm(residuals, theta0, data, steps), starts)
 
 
 def least_squares_fit(
