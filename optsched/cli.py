@@ -470,14 +470,18 @@ def _finite_or_none(values) -> list:
 
 
 def cmd_predict(args) -> int:
+    from ._threads import map_on_cores
     from .loss_models.store import load_model
 
     model = load_model(args.model)
     rates = _named_schedule(args.schedule)
+    targets = [_predict_target(path, args.loss, rates) for path in args.runs]
+    # the runs are independent: side by side, one per core
+    predictions = map_on_cores(lambda t: model.predict(t[0], t[1]), targets)
     out = []
-    for path in args.runs:
-        sched, steps, observed = _predict_target(path, args.loss, rates)
-        predicted = model.predict(sched, steps)
+    for path, (sched, steps, observed), predicted in zip(
+        args.runs, targets, predictions, strict=True
+    ):
         extrapolation = model.extrapolation(sched)
         if extrapolation is not None:
             print(f"warning: {path}: {extrapolation}", file=sys.stderr)
