@@ -403,7 +403,8 @@ def _check_writable(target, inputs) -> None:
 def _named_schedule(spec):
     """``--schedule``: a schedule file, or ``FAMILY:PEAK:STEPS`` (e.g. ``cosine:3e-4:24000``)."""
     from .io import load
-    from .solver.baselines import FAMILIES, family
+    from .solver.baselines import family
+    from .solver.family_names import FAMILIES
 
     if spec is None:
         return None
@@ -593,7 +594,7 @@ def _model_and_files(parser, dest: str, metavar: str, text: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .solver.baselines import FAMILIES
+    from .solver.family_names import FAMILIES
 
     parser = _Parser(
         prog="optsched",

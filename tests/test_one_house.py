@@ -48,6 +48,9 @@ def test_import_loads_nothing_until_a_name_is_used():
 import sys, types
 import optsched as o
 assert "jax" not in sys.modules and "optsched.solver.solve" not in sys.modules
+from optsched.cli import build_parser
+build_parser()  # the command line's help and usage errors need no JAX either
+assert "jax" not in sys.modules
 import optsched.simulate, optsched.transfer  # modules named like the functions they define
 assert isinstance(o.simulate, types.FunctionType) and isinstance(o.transfer, types.FunctionType)
 missing = [n for n in o.__all__ if getattr(o, n, None) is None]

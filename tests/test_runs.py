@@ -5,6 +5,7 @@ excerpt of the multi-power-law authors' 25M curves (tests/data/multipowerlaw_25,
 import json
 import pathlib
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -258,6 +259,10 @@ def test_curves_at_logged_steps_equal_the_full_curves():
         per_step = o.Schedule(np.arange(lr.size), lr, interpolation="previous")
         np.testing.assert_allclose(law.predict(per_step, steps), full, rtol=1e-13)
         np.testing.assert_allclose(law.curve_at_parameters(params, lr, steps), full, rtol=1e-13)
+        # concrete parameters run in NumPy, traced ones (a ranking's derivatives) compiled
+        traced = jax.jit(lambda p: law.curve_at_parameters(p, lr, steps))(jnp.asarray(params))
+        np.testing.assert_allclose(traced, full, rtol=1e-13)
+        assert isinstance(law.curve_at_parameters(params, lr, steps), np.ndarray)
         long = 3e-4 * (1 - 0.9 * np.arange(20000) / 20000)
         logged = np.arange(20, 20001, 20)
         assert logged.size * drop_steps(long / 3e-4).size > EXACT_TERMS
@@ -265,6 +270,8 @@ def test_curves_at_logged_steps_equal_the_full_curves():
         long_sched = o.Schedule(np.arange(long.size), long, interpolation="previous")
         grouped_long = law.predict(long_sched, logged)
         np.testing.assert_allclose(grouped_long, exact_long, rtol=1e-5)
+        traced_long = jax.jit(lambda p: law.curve_at_parameters(p, long, logged))(params)
+        np.testing.assert_allclose(traced_long, grouped_long, rtol=1e-13)
         assert np.max(np.abs(grouped_long / exact_long - 1)) > 1e-13  # the grouped sum ran
         flat = np.ones(50)
         assert drop_steps(flat).size == 0

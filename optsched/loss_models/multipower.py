@@ -223,31 +223,37 @@ def _mpl_at(params, lr, steps, terms: DropTerms | None = None):
     return _mpl_law(params, steps, cum[steps], jnp.max(lr), (drop, cum[:-1], log_lr, k))
 
 
-def _mpl_law(params, steps, s1, peak, terms):
+def _mpl_law(params, steps, s1, peak, terms, xp=jnp):
     """The law after ``steps`` updates from what it reads of the rates: :math:`S_1` at those
     steps (``s1``), the peak rate and the drop terms (the fields of :class:`DropTerms`; a term
-    counts for step ``t`` when its ``last < t``)."""
+    counts for step ``t`` when its ``last < t``). ``xp`` is the array namespace: ``jnp`` (traced,
+    differentiable) or ``np`` (concrete parameters: nothing to compile)."""
     L0, A, alpha, B, C, beta, gamma = params
-    drop, position, log_lr, k = (jnp.asarray(a) for a in terms)
+    drop, position, log_lr, k = (xp.asarray(a) for a in terms)
     # log(C eta_k^-gamma): G is evaluated in log space, finite for any rate and exponent
-    log_scale = jnp.log(C) - gamma * log_lr
+    log_scale = xp.log(C) - gamma * log_lr
 
-    def ld(t_and_s1):
-        t, s1_t = t_and_s1
-        s_k = s1_t - position  # S_k(t) for k < t
-        pos = (k < t) & (s_k > 0)
-        log_x = log_scale + jnp.log(jnp.where(pos, s_k, 1.0))
-        g = -jnp.expm1(-beta * jnp.logaddexp(log_x, 0.0))  # 1 - (C eta^-gamma S + 1)^-beta
-        return B * jnp.sum(jnp.where(pos, drop * g, 0.0))
+    def ld(t, s1_t):  # the drop sum at the steps t (shape (r,)) -> (r,)
+        s_k = s1_t[:, None] - position  # S_k(t) for k < t
+        pos = (k < t[:, None]) & (s_k > 0)
+        log_x = log_scale + xp.log(xp.where(pos, s_k, 1.0))
+        g = -xp.expm1(-beta * xp.logaddexp(log_x, 0.0))  # 1 - (C eta^-gamma S + 1)^-beta
+        return B * xp.sum(xp.where(pos, drop * g, 0.0), axis=-1)
 
-    steps, s1 = jnp.asarray(steps), jnp.asarray(s1)
+    steps, s1 = xp.asarray(steps), xp.asarray(s1)
     # a peak other than the pilots' (1) is a rate change at step 0, relaxing like any other
-    log_x0 = jnp.log(C) - gamma * jnp.log(peak) + jnp.log(jnp.where(s1 > 0, s1, 1.0))
-    shift = B * (peak - 1.0) * -jnp.expm1(-beta * jnp.logaddexp(log_x0, 0.0))
-    floor = L0 + jnp.where(s1 > 0, shift, 0.0)
+    log_x0 = xp.log(C) - gamma * xp.log(peak) + xp.log(xp.where(s1 > 0, s1, 1.0))
+    shift = B * (peak - 1.0) * -xp.expm1(-beta * xp.logaddexp(log_x0, 0.0))
+    floor = L0 + xp.where(s1 > 0, shift, 0.0)
+    power = _mpl_power(floor, A, alpha, s1, xp)
     if drop.shape[0] == 0:  # no drop anywhere (a constant rate)
-        return _mpl_power(floor, A, alpha, s1)
-    return _mpl_power(floor, A, alpha, s1) - jax.lax.map(ld, (steps, s1))
+        return power
+    if xp is np:  # rows of at most 2^20 (step, term) pairs at a time
+        rows = max(1, (1 << 20) // drop.shape[0])
+        sums = [ld(steps[i : i + rows], s1[i : i + rows]) for i in range(0, steps.size, rows)]
+        return power - np.concatenate(sums) if sums else power
+    # one step at a time: memory O(terms), never O(steps x terms)
+    return power - jax.lax.map(lambda ts: ld(ts[0][None], ts[1][None])[0], (steps, s1))
 
 
 _mpl_law_compiled = jax.jit(_mpl_law)
@@ -261,20 +267,20 @@ def _at_concrete_rates(params, lr: np.ndarray, steps: np.ndarray):
     """The law at ``steps`` for concrete normalised rates: every drop term when there are at
     most :data:`EXACT_TERMS` (step, term) pairs (a final loss, a short curve: the exact sum),
     else grouped between the steps (:func:`drop_terms`). NumPy reads :math:`S_1` at the steps
-    and the terms off the rates, so the compiled program never sees the ``T`` rates: one per
-    size bucket of steps and terms (repeated last steps and zero-weight terms pad them to
-    powers of two and change nothing)."""
+    and the terms off the rates. Concrete parameters (a prediction) are evaluated by NumPy:
+    nothing to compile. Traced ones (a ranking's derivatives) go through a compiled program
+    that never sees the ``T`` rates: one per size bucket of steps and terms (repeated last
+    steps and zero-weight terms pad them to powers of two and change nothing)."""
     exact = steps.size * drop_steps(lr).size <= EXACT_TERMS
     terms = drop_terms(lr, steps, ratio=None if exact else GROUP_RATIO)
     s1 = np.concatenate([[0.0], np.cumsum(lr)])[steps]
+    peak = float(np.max(lr)) if lr.size else 1.0
+    if not isinstance(params, Tracer):
+        return _mpl_law(np.asarray(params, dtype=np.float64), steps, s1, peak, terms, xp=np)
     last = steps[-1] if steps.size else 0
     steps_p, s1_p = _pad_to_bucket(steps, last), _pad_to_bucket(s1, s1[-1] if s1.size else 0.0)
     terms_p = DropTerms(*(_pad_to_bucket(np.asarray(x), 0) for x in terms))
-    peak = float(np.max(lr)) if lr.size else 1.0
-    out = _mpl_law_compiled(params, steps_p, s1_p, peak, terms_p)
-    if isinstance(out, Tracer):  # differentiated in the parameters
-        return out[: steps.size]
-    return np.asarray(out)[: steps.size]
+    return _mpl_law_compiled(params, steps_p, s1_p, peak, terms_p)[: steps.size]
 
 
 def _pad_to_bucket(x: np.ndarray, fill) -> np.ndarray:
@@ -283,10 +289,10 @@ def _pad_to_bucket(x: np.ndarray, fill) -> np.ndarray:
     return np.concatenate([x, np.full(n - x.size, fill, dtype=x.dtype)])
 
 
-def _mpl_power(L0, A, alpha, s1):
+def _mpl_power(L0, A, alpha, s1, xp=jnp):
     """:math:`L_0 + A S_1^{-\\alpha}`, ``inf`` where :math:`S_1 = 0`."""
-    safe = jnp.where(s1 > 0, s1, 1.0)  # a finite stand-in keeps gradients finite
-    return jnp.where(s1 > 0, L0 + A * safe ** (-alpha), jnp.inf)
+    safe = xp.where(s1 > 0, s1, 1.0)  # a finite stand-in keeps gradients finite
+    return xp.where(s1 > 0, L0 + A * safe ** (-alpha), xp.inf)
 
 
 def _natural(theta):

@@ -25,10 +25,9 @@ import numpy as np
 from .._precision import with_float64
 from ..loss_models.base import AbstractObjective
 from ..schedule import Schedule
+from .family_names import FAMILIES
 
 __all__ = ["FAMILIES", "BaselineResult", "family", "tune_baselines"]
-
-FAMILIES = ("constant", "power_law", "cosine", "linear", "wsd")
 
 
 def _per_step(schedule: Schedule) -> np.ndarray:
