@@ -150,7 +150,8 @@ class AbstractLossModel(eqx.Module):
 
     def curve_at_parameters(self, values, lr, steps) -> Array:
         """:meth:`curve_at` with the parameter vector ``values`` in place of the fitted one
-        (differentiable in ``values``: what uncertainty propagation differentiates)."""
+        (differentiable in ``values``: what uncertainty propagation differentiates; the rates
+        ``lr`` are concrete)."""
         raise NotImplementedError(f"{type(self).__name__} has no fitted parameters")
 
 

@@ -154,10 +154,15 @@ class ConvexBound(AbstractLossModel):
         return np.array([self.u, self.v, self.loss_floor]), self.covariance
 
     def curve_at_parameters(self, values, lr, steps):
+        """:meth:`curve_at` at the parameters ``values = (u, v, loss_floor)`` (differentiable in
+        them). The rates are padded with zeros to a power of two (at least 2^17 steps): the
+        bound after ``t`` steps reads only the first ``t`` rates, and candidates of different
+        lengths share one compiled program (what a ranking's derivatives need)."""
         steps = jnp.maximum(jnp.asarray(steps), 1)
-        return values[2] + convex_bound_at(
-            jnp.asarray(lr) / self.lr_unit, steps, values[0], values[1]
-        )
+        lr = np.asarray(lr, dtype=np.float64) / self.lr_unit
+        padded = np.zeros(max(1 << 17, 1 << max(lr.size - 1, 0).bit_length()))
+        padded[: lr.size] = lr
+        return values[2] + convex_bound_at(padded, steps, values[0], values[1])
 
     @property
     def lr_scale(self) -> float:

@@ -259,6 +259,10 @@ def _mpl_law(params, steps, s1, peak, terms, xp=jnp):
 _mpl_law_compiled = jax.jit(_mpl_law)
 
 
+TERMS_BUCKET = 1 << 17
+"""The fewest drop terms a compiled evaluation is padded to (one step costs microseconds per
+thousand terms; one compilation costs about half a second)."""
+
 EXACT_TERMS = 4_000_000
 """Up to this many (requested step, rate change) pairs, predictions sum every drop term."""
 
@@ -268,9 +272,11 @@ def _at_concrete_rates(params, lr: np.ndarray, steps: np.ndarray):
     most :data:`EXACT_TERMS` (step, term) pairs (a final loss, a short curve: the exact sum),
     else grouped between the steps (:func:`drop_terms`). NumPy reads :math:`S_1` at the steps
     and the terms off the rates. Concrete parameters (a prediction) are evaluated by NumPy:
-    nothing to compile. Traced ones (a ranking's derivatives) go through a compiled program
-    that never sees the ``T`` rates: one per size bucket of steps and terms (repeated last
-    steps and zero-weight terms pad them to powers of two and change nothing)."""
+    nothing to compile. Traced ones (a ranking's derivatives of a final loss) go through a
+    compiled program that never sees the ``T`` rates: one per size bucket of steps and terms
+    (repeated last steps and zero-weight terms pad them to powers of two, at least
+    :data:`TERMS_BUCKET` terms, and change nothing), so candidates up to about 100,000 steps
+    long share one."""
     exact = steps.size * drop_steps(lr).size <= EXACT_TERMS
     terms = drop_terms(lr, steps, ratio=None if exact else GROUP_RATIO)
     s1 = np.concatenate([[0.0], np.cumsum(lr)])[steps]
@@ -279,13 +285,13 @@ def _at_concrete_rates(params, lr: np.ndarray, steps: np.ndarray):
         return _mpl_law(np.asarray(params, dtype=np.float64), steps, s1, peak, terms, xp=np)
     last = steps[-1] if steps.size else 0
     steps_p, s1_p = _pad_to_bucket(steps, last), _pad_to_bucket(s1, s1[-1] if s1.size else 0.0)
-    terms_p = DropTerms(*(_pad_to_bucket(np.asarray(x), 0) for x in terms))
+    terms_p = DropTerms(*(_pad_to_bucket(np.asarray(x), 0, TERMS_BUCKET) for x in terms))
     return _mpl_law_compiled(params, steps_p, s1_p, peak, terms_p)[: steps.size]
 
 
-def _pad_to_bucket(x: np.ndarray, fill) -> np.ndarray:
-    """``x`` padded with ``fill`` to the next power of two (at least 16)."""
-    n = max(16, 1 << max(int(x.size) - 1, 0).bit_length())
+def _pad_to_bucket(x: np.ndarray, fill, minimum: int = 16) -> np.ndarray:
+    """``x`` padded with ``fill`` to the next power of two (at least ``minimum``)."""
+    n = max(minimum, 1 << max(int(x.size) - 1, 0).bit_length())
     return np.concatenate([x, np.full(n - x.size, fill, dtype=x.dtype)])
 
 
