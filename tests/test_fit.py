@@ -117,6 +117,21 @@ def test_predictions_as_a_function_of_the_parameters_match_predict(fitted):
     np.testing.assert_allclose(at, fitted.predict(sched, steps), rtol=1e-6)
 
 
+def test_predictions_in_calls_equal_the_one_scan_recursion(truth):
+    """predict runs the recursion in calls of STEPS_PER_CALL steps (padded with zero rates); a
+    schedule that carries batch sizes takes the single scan. The same batch both ways gives the
+    same curve, to rounding, over a horizon that is not a multiple of the call length."""
+    from optsched.loss_models.fitted import STEPS_PER_CALL
+
+    horizon = 2 * STEPS_PER_CALL + 37
+    sched = o.family("cosine", 0.8, horizon)
+    with_batch = sched.replace(batch=np.full(sched.lr.shape, float(truth.problem.batch)))
+    steps = np.array([0, 1, STEPS_PER_CALL, STEPS_PER_CALL + 1, horizon])
+    np.testing.assert_allclose(
+        truth.predict(sched, steps), truth.predict(with_batch, steps), rtol=1e-12
+    )
+
+
 def test_max_peak_command_prints_the_models_edge(fitted, tmp_path, capsys):
     from optsched.cli import main
     from optsched.loss_models.store import save_model

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._precision import with_float64
 from ..dynamics.choice import fit_grid
-from ..dynamics.sgd import step_losses
+from ..dynamics.sgd import sgd_step, step_losses
 from ..model.problem import PowerLawProblem
 from ..model.spectrum import grid_nodes, spectrum
 from ..schedule import Schedule
@@ -137,11 +137,14 @@ class FittedProblem(AbstractLossModel):
 
         schedule = _in_units_of(self, schedule)
         steps = np.arange(schedule.horizon + 1) if steps is None else np.asarray(steps)
-        lr, _, m = schedule.per_step(self.problem.batch)
-        lr = self.lr_scale * lr
-        spec = spectrum(self.problem, fit_grid(float(self.problem.b), float(jnp.sum(lr))))
-        model = np.asarray(step_losses(spec, lr, m))[steps]
-        return self.loss_floor + self.loss_scale * model
+        if schedule.batch is not None:  # a batch schedule: the per-step batch sizes
+            lr, _, m = schedule.per_step(self.problem.batch)
+            lr = self.lr_scale * np.asarray(lr)
+            spec = spectrum(self.problem, fit_grid(float(self.problem.b), float(np.sum(lr))))
+            model = np.asarray(step_losses(spec, lr, m))[steps]
+            return self.loss_floor + self.loss_scale * model
+        values = np.asarray(list(self.values().values()))
+        return np.asarray(self.curve_at_parameters(values, schedule.per_step(1.0)[0], steps))
 
     def objective(self, horizon: int, lr_max: float, *, max_blocks: int = 128):
         """The power-law objective on this fit's modes, in real units
@@ -160,10 +163,10 @@ class FittedProblem(AbstractLossModel):
         return np.array(list(self.values().values())), np.asarray(self.covariance)
 
     def curve_at_parameters(self, values, lr, steps):
-        lr = jnp.asarray(lr)
+        lr = np.asarray(lr, dtype=np.float64)
         # modes laid out at the fitted b and rates, as in the fit itself
-        nodes = _fit_nodes(float(self.problem.b), float(self.lr_scale * jnp.sum(lr)))
-        return _losses_at(values, lr, jnp.asarray(steps), nodes, float(self.problem.batch))
+        nodes = _fit_nodes(float(self.problem.b), self.lr_scale * float(np.sum(lr)))
+        return _losses_at(values, lr, steps, nodes, float(self.problem.batch))
 
     def default_lr_max(self) -> float:
         """99% of the fitted model's largest stable constant rate, in real units."""
@@ -289,13 +292,57 @@ def _residuals(theta, data):
     return jnp.log(jnp.maximum(pred, 1e-300)) - log_y
 
 
-@eqx.filter_jit
 def _losses_at(values, lr, steps, grid, batch: float):
     """The fitted loss at ``steps`` for parameters ``values = (a, b, sigma, lr_scale,
-    loss_scale, loss_floor)`` on the modes ``grid``: one compiled program per shape, also under
-    differentiation (what a ranking's uncertainty needs)."""
-    a, b, sigma, s_lr, s_loss, floor = (values[i] for i in range(6))
-    return floor + s_loss * _step_losses(a, b, sigma, s_lr * lr, grid, batch)[steps]
+    loss_scale, loss_floor)`` on the modes ``grid``, differentiable in ``values`` (what a
+    ranking's uncertainty needs); ``lr`` concrete.
+
+    The recursion runs in calls of :data:`STEPS_PER_CALL` steps, the last padded with zero
+    rates (steps that change nothing): every call is the same compiled program for runs of any
+    length, and so is its derivative under ``jax.jacfwd``; what comes before and after is one
+    compiled program each too (no operation runs, and compiles, on its own)."""
+    lr = np.asarray(lr, dtype=np.float64)
+    T = lr.shape[0]
+    calls = -(-T // STEPS_PER_CALL)
+    pad = calls * STEPS_PER_CALL - T
+    lr = np.concatenate([lr, np.zeros(pad)]).reshape(calls, STEPS_PER_CALL)
+    spec, scale, initial = _fitted_spectrum(values, grid, batch)
+    m = np.full(STEPS_PER_CALL, float(batch))
+    c, pieces = spec.target, [initial]
+    for k in range(calls):
+        c, losses = _advance(spec, c, scale, lr[k], m)
+        pieces.append(losses)
+    return _observed(values, pieces, np.asarray(steps))
+
+
+STEPS_PER_CALL = 4096
+"""Predictions run the recursion in calls of this many steps (:func:`_losses_at`)."""
+
+
+@eqx.filter_jit
+def _fitted_spectrum(values, grid, batch: float):
+    """The spectrum of ``values``' ``(a, b, sigma)`` on ``grid``, the rate scale, and ``L_0``."""
+    a, b, sigma = values[0], values[1], values[2]
+    spec = spectrum(PowerLawProblem(a, b, sigma=sigma, batch=batch), grid)
+    return spec, values[3], spec.initial_loss()[None]
+
+
+@eqx.filter_jit
+def _advance(spec, c, scale, lr, m):
+    """``len(lr)`` steps of the exact recursion at the rates ``scale * lr`` from the errors
+    ``c``: the new errors and the loss after each step."""
+
+    def body(c, inp):
+        c = sgd_step(spec, c, scale * inp[0], inp[1])
+        return c, spec.loss(c)
+
+    return jax.lax.scan(body, c, (lr, m))
+
+
+@eqx.filter_jit
+def _observed(values, pieces, steps):
+    """The real loss at ``steps`` from the model's losses (``pieces``, concatenated)."""
+    return values[5] + values[4] * jnp.concatenate(pieces)[steps]
 
 
 @with_float64

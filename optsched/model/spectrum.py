@@ -72,17 +72,20 @@ class GridNodes(eqx.Module):
     static. One compiled program then serves every grid of the same (padded) size, as a fit
     needs when it rebuilds its grid around a new estimate of ``b``.
 
+    The grid's ``max_time`` is not kept (it would make every grid a new program): a spectrum on
+    nodes has ``max_time = inf``, and the range the nodes are accurate for is the caller's to
+    respect (fits lay theirs out for ten times the runs' intrinsic time).
+
     Attributes:
         k, weight: the nodes and their multiplicities, shape ``(n,)`` (padding: weight 0).
         frozen_from: the grid's continuum edge, shape ``()``.
-        features, max_time: as in the grid (static).
+        features: as in the grid (static).
     """
 
-    k: Float[Array, " n"]
-    weight: Float[Array, " n"]
-    frozen_from: Float[Array, ""]
+    k: Float[Array | np.ndarray, " n"]
+    weight: Float[Array | np.ndarray, " n"]
+    frozen_from: Float[Array | np.ndarray, ""]
     features: Width = eqx.field(static=True)
-    max_time: float = eqx.field(static=True)
 
 
 def grid_nodes(grid: ModeGrid, size: int | None = None) -> GridNodes:
@@ -95,7 +98,7 @@ def grid_nodes(grid: ModeGrid, size: int | None = None) -> GridNodes:
         raise ValueError(f"cannot pad a grid of {grid.size} nodes to {n}")
     k = np.asarray(grid.k + (grid.k[-1],) * (n - grid.size))
     weight = np.asarray(grid.weight + (0.0,) * (n - grid.size))
-    return GridNodes(k, weight, np.asarray(grid.frozen_from), grid.features, grid.max_time)
+    return GridNodes(k, weight, np.asarray(grid.frozen_from), grid.features)
 
 
 def _exact_grid(features: int) -> ModeGrid:
@@ -243,5 +246,5 @@ def spectrum(
         weight=jnp.asarray(grid.weight),
         offset=jnp.asarray(offset),
         noise=jnp.asarray(problem.sigma**2 + offset),
-        max_time=grid.max_time,
+        max_time=grid.max_time if isinstance(grid, ModeGrid) else math.inf,
     )
