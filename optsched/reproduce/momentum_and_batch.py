@@ -1,11 +1,11 @@
 r"""Beyond the learning rate: the optimal momentum :math:`\beta^*(t)` and batch-size ramps.
 
-* Momentum (hard phase): ``solve(..., LearningRateMomentum(...))`` at several ``T``; the source
-paper reports
-  that an optimal :math:`\beta(t)` improves the loss-scaling *exponent* in the hard phase. Here
-  the gain is measured as the fitted loss exponent with momentum minus without. The form
-  matters: heavy-ball momentum (optax's trace, effective step :math:`\eta/(1-\mu)`) can step
-  beyond the learning-rate cap where the hard-phase optimum sits, EMA momentum (effective step
+* Momentum (hard phase): ``solve(..., LearningRateMomentum(...))`` at several ``T`` (smooth
+  controls, linear between knots, in full runs); the source paper reports that an optimal
+  :math:`\beta(t)` improves the loss-scaling *exponent* in the hard phase. Here the gain is
+  measured as the fitted loss exponent with momentum minus without. The form matters:
+  heavy-ball momentum (optax's trace, effective step :math:`\eta/(1-\mu)`) can step beyond the
+  learning-rate cap where the hard-phase optimum sits, EMA momentum (effective step
   :math:`\eta`) cannot; the full run solves both.
 * Batch ramps (easy phase): at a fixed sample budget ``D``, the joint :math:`(\eta, m)` optimum
   at each ``T`` (:func:`optsched.wallclock.budget_sweep`); the fewest steps to reach a target
@@ -24,7 +24,7 @@ from ..solver.parameterisation import LearningRateMomentum
 from ..solver.solve import solve
 from ..wallclock import budget_sweep, ramp_exponent
 from . import plotting
-from ._common import EASY, HARD, HARD_LR_MAX, Check, Result, decades
+from ._common import EASY, HARD, HARD_LR_MAX, Check, Result, decades, interpolation_of
 
 QUICK: dict[str, Any] = dict(
     momentum_horizons=[100, 300, 1000], forms=("heavy_ball",), budget=2048, mean_batches=(8, 4, 2)
@@ -54,7 +54,7 @@ def run(quick: bool = False, progress=None) -> Result:
         for horizon in T:
             say(f"momentum ({form}), T = {horizon}")
             controls = LearningRateMomentum(lr_max=HARD_LR_MAX, form=form)
-            sols.append(solve(HARD, horizon, controls))
+            sols.append(solve(HARD, horizon, controls, interpolation=interpolation_of(quick)))
         momentum[form] = sols
     loss_sgd = [s.stats["lr_only_final_loss"] for s in momentum["heavy_ball"]]
     p_sgd = -fit_exponent(T, loss_sgd)
@@ -101,6 +101,7 @@ def run(quick: bool = False, progress=None) -> Result:
             "problem": HARD.to_dict(),
             "lr_max": HARD_LR_MAX,
             "horizons": T,
+            "interpolation": interpolation_of(quick),
             "final_loss": {form: [s.final_loss for s in sols] for form, sols in momentum.items()},
             "final_loss_sgd": loss_sgd,
             "loss_exponent": p_m,
