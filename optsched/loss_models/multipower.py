@@ -274,9 +274,10 @@ def _at_concrete_rates(params, lr: np.ndarray, steps: np.ndarray):
     and the terms off the rates. Concrete parameters (a prediction) are evaluated by NumPy:
     nothing to compile. Traced ones (a ranking's derivatives of a final loss) go through a
     compiled program that never sees the ``T`` rates: one per size bucket of steps and terms
-    (repeated last steps and zero-weight terms pad them to powers of two, at least
-    :data:`TERMS_BUCKET` terms, and change nothing), so candidates up to about 100,000 steps
-    long share one."""
+    (repeated last steps and zero-weight terms pad them to powers of two, and change nothing).
+    Terms are padded to at least :data:`TERMS_BUCKET` when the steps are few (at most
+    :data:`EXACT_TERMS` pairs in all), so the final losses of candidates up to about 100,000
+    steps long share one program."""
     exact = steps.size * drop_steps(lr).size <= EXACT_TERMS
     terms = drop_terms(lr, steps, ratio=None if exact else GROUP_RATIO)
     s1 = np.concatenate([[0.0], np.cumsum(lr)])[steps]
@@ -285,7 +286,9 @@ def _at_concrete_rates(params, lr: np.ndarray, steps: np.ndarray):
         return _mpl_law(np.asarray(params, dtype=np.float64), steps, s1, peak, terms, xp=np)
     last = steps[-1] if steps.size else 0
     steps_p, s1_p = _pad_to_bucket(steps, last), _pad_to_bucket(s1, s1[-1] if s1.size else 0.0)
-    terms_p = DropTerms(*(_pad_to_bucket(np.asarray(x), 0, TERMS_BUCKET) for x in terms))
+    # generous term buckets for a few steps (a final loss); for many, the padding would cost
+    least = max(16, min(TERMS_BUCKET, EXACT_TERMS // steps_p.size))
+    terms_p = DropTerms(*(_pad_to_bucket(np.asarray(x), 0, least) for x in terms))
     return _mpl_law_compiled(params, steps_p, s1_p, peak, terms_p)[: steps.size]
 
 
