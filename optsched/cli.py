@@ -311,13 +311,13 @@ MODELS = {
 }
 
 
-def _fit_model(kind: str, runs, allow_rising: bool = False):
+def _fit_model(kind: str, runs, allow_rising: bool = False, progress=None):
     from .loss_models.convex import fit_convex_bound
     from .loss_models.fitted import fit
     from .loss_models.multipower import fit_multi_power_law
 
     fitter = {"plrf": fit, "mpl": fit_multi_power_law, "convex": fit_convex_bound}[kind]
-    return fitter(runs, allow_rising=allow_rising)
+    return fitter(runs, allow_rising=allow_rising, progress=progress)
 
 
 def cmd_fit(args) -> int:
@@ -342,7 +342,7 @@ def cmd_fit(args) -> int:
     if show:
         show(f"fitting {MODELS[args.model]} to {len(runs)} runs")
     t0 = time.perf_counter()
-    model = _fit_model(args.model, runs, args.allow_rising)
+    model = _fit_model(args.model, runs, args.allow_rising, show)
     fit_s = time.perf_counter() - t0
     if args.save_model is not None:
         save_model(model, args.save_model)

@@ -50,7 +50,7 @@ to 1, 0.8% / 0.2% for rising norms (``benchmarks/convex_bound.py``); weighting b
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -218,17 +218,23 @@ def _residuals(theta, data):
 
 @with_float64
 def fit_convex_bound(
-    runs: Sequence, *, max_steps: int = 200, allow_rising: bool = False
+    runs: Sequence,
+    *,
+    max_steps: int = 200,
+    allow_rising: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> ConvexBound:
     """Fit ``u, v`` and the floor to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`,
-    step 0
-    skipped), by least squares on log losses."""
+    step 0 skipped), by least squares on log losses. ``progress`` (if given) is called with a
+    line of text after the starts and after each polishing round."""
     arrays, unit, y_min, y_max = pilot_arrays(
         runs, normalise=True, skip_first_step=True, allow_rising=allow_rising
     )
     span = y_max - y_min + 1e-12
     starts = [[math.log(span), math.log(span * c), 0.0] for c in (0.01, 0.1, 1.0)]
-    theta, cost, J = least_squares_fit(_residuals, starts, (arrays, y_min), max_steps=max_steps)
+    theta, cost, J = least_squares_fit(
+        _residuals, starts, (arrays, y_min), max_steps=max_steps, progress=progress
+    )
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     u, v, floor = (float(x) for x in _natural(theta, y_min))
     return ConvexBound(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -353,6 +353,7 @@ def fit(
     starts: Sequence[tuple] | None = None,
     max_steps: int = 200,
     allow_rising: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> FittedProblem:
     r"""Fit ``(a, b, sigma, lr_scale, loss_scale, loss_floor)`` to pilot runs.
 
@@ -366,6 +367,8 @@ def fit(
         max_steps: the most Levenberg-Marquardt steps the polish spends (in whole rounds of
             :data:`~optsched.loss_models.fitting.POLISH_CHUNK`).
         allow_rising: fit runs whose loss rises (refused by default).
+        progress: called with a line of text as the fit advances (each scouting round, each
+            polishing round).
 
     Returns:
         A :class:`FittedProblem` with standard errors.
@@ -408,7 +411,9 @@ def fit(
     # that leads to the optimum is third of four after 25 steps, first after 40)
     # (the starts of a round run side by side, one per core)
     alive = thetas
+    say = progress or (lambda message: None)
     while True:
+        say(f"scouting {len(alive)} starts, {min(SCOUT_STEPS, max_steps)} steps each")
         rounds = levenberg_marquardt(_residuals, alive, scout_data, min(SCOUT_STEPS, max_steps))
         scouted = [(cost, theta) for theta, cost, _ in rounds if math.isfinite(cost)]
         if not scouted:
@@ -418,7 +423,9 @@ def fit(
         if len(alive) == 1:
             break
     [best] = alive
-    theta, cost, J = least_squares_fit(_residuals, [best], data_at(best), max_steps=max_steps)
+    theta, cost, J = least_squares_fit(
+        _residuals, [best], data_at(best), max_steps=max_steps, progress=progress
+    )
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     a, b, sigma, s_lr, s_loss, floor = (float(v) for v in _natural(theta, y_min))
     return FittedProblem(

@@ -104,6 +104,7 @@ def least_squares_fit(
     max_steps: int = 200,
     scout_steps: int = SCOUT_STEPS,
     chi2_tol: float = 1e-2,
+    progress: Callable[[str], None] | None = None,
 ):
     r"""Levenberg-Marquardt (optimistix) from several starts; the lowest sum of squares wins.
 
@@ -116,8 +117,12 @@ def least_squares_fit(
     leave a direction nearly flat (an exponent drifting towards 0 with its amplitude growing) would
     otherwise spend every step crawling along it for digits nobody reads.
 
+    ``progress`` (if given) is called with a line of text after the scouts and after every
+    polishing round.
+
     Returns ``(theta, cost, jacobian)`` at the best optimum, or raises if every start diverged.
     """
+    say = progress or (lambda message: None)
     n = jax.eval_shape(residuals, jnp.asarray(starts[0], dtype=float), data).shape[0]
     p = int(np.size(starts[0]))
     if n <= p:
@@ -138,6 +143,8 @@ def least_squares_fit(
     if best is None:
         raise ValueError("the fit diverged from every starting point; check the runs' units")
     theta, cost, done = best
+    if scout:
+        say(f"{len(starts)} starts, {scout} steps each: best sum of squares {cost:.6g}")
     spent, chunk = scout, min(POLISH_CHUNK, max_steps)
     while not done and spent < max_steps:
         # whole rounds only: one compiled solver serves every round and every fit
@@ -147,6 +154,7 @@ def least_squares_fit(
             break
         gain = cost - new_cost
         theta, cost = new, new_cost
+        say(f"polishing: {spent} steps, sum of squares {cost:.6g}")
         if gain * n <= chi2_tol * cost:
             break
     return theta, cost, _jacobian(residuals, theta, data)

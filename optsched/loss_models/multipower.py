@@ -40,7 +40,7 @@ Seven parameters :math:`(L_0, A, \alpha, B, C, \beta, \gamma)`, fitted by
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import equinox as eqx
@@ -319,7 +319,11 @@ def _residuals(theta, runs):
 
 @with_float64
 def fit_multi_power_law(
-    runs: Sequence, *, max_steps: int = 300, allow_rising: bool = False
+    runs: Sequence,
+    *,
+    max_steps: int = 300,
+    allow_rising: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> MultiPowerLaw:
     """Fit the multi-power law to pilot runs (:class:`optsched.loss_models.fitted.PilotRun`),
     skipping step 0.
@@ -327,7 +331,8 @@ def fit_multi_power_law(
     All seven parameters are positive (fitted in log space). Starts: :math:`L_0` at 80% of the
     lowest loss, :math:`A` matching the first observed loss, :math:`\\alpha \\in \\{0.3, 0.6\\}`,
     :math:`C \\in \\{0.5, 5\\}`, :math:`B` a tenth of the loss range,
-    :math:`\\beta = \\gamma = 0.5`; the best of the four wins.
+    :math:`\\beta = \\gamma = 0.5`; the best of the four wins. ``progress`` (if given) is
+    called with a line of text after the starts and after each polishing round.
     """
     runs = list(runs)
     arrays, unit, y_min, y_max = pilot_arrays(
@@ -352,7 +357,9 @@ def fit_multi_power_law(
                     math.log(0.5),
                 ]
             )
-    theta, cost, J = least_squares_fit(_residuals, starts, arrays, max_steps=max_steps)
+    theta, cost, J = least_squares_fit(
+        _residuals, starts, arrays, max_steps=max_steps, progress=progress
+    )
     cov = covariance(J, cost, _natural, theta)
     return MultiPowerLaw(
         _natural(theta),
