@@ -48,6 +48,24 @@ def test_reproduce_writes_figures_and_results(tmp_path, capsys):
     assert "| quantity | theory | measured |" in out and "checks within tolerance" in out
 
 
+def test_refreshing_one_experiment_keeps_the_others_results(tmp_path, monkeypatch):
+    """``--only`` replaces its own entries in an existing results.json of the same size and
+    keeps the rest (in the experiments' order); a run of the other size starts afresh."""
+    import optsched.reproduce as rep
+
+    monkeypatch.setattr(
+        rep, "run", lambda name, quick, progress: rep.Result(name, {"quick": quick}, [], {})
+    )
+    rep.reproduce(tmp_path, quick=True, only=["hard_phase", "easy_phase"])
+    returned = rep.reproduce(tmp_path, quick=True, only=["phase_diagram", "hard_phase"])
+    assert set(returned["experiments"]) == {"phase_diagram", "hard_phase"}
+    kept = json.loads((tmp_path / "results.json").read_text())
+    assert list(kept["experiments"]) == ["easy_phase", "hard_phase", "phase_diagram"]
+    rep.reproduce(tmp_path, quick=False, only=["loss_scaling"])
+    fresh = json.loads((tmp_path / "results.json").read_text())
+    assert fresh["quick"] is False and list(fresh["experiments"]) == ["loss_scaling"]
+
+
 def test_reproduce_rejects_unknown_experiment(tmp_path, capsys):
     assert main(["reproduce", "--out", str(tmp_path), "--only", "nonsense"]) == 2
     assert "unknown experiment 'nonsense'" in capsys.readouterr().err

@@ -45,7 +45,12 @@ def reproduce(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Run the experiments, write ``out/<figure>.png`` and ``out/results.json``; return the
-    results dictionary (``{"quick", "experiments": {name: {numbers, checks, time_s}}}``)."""
+    results dictionary (``{"quick", "experiments": {name: {numbers, checks, time_s}}}``) of the
+    experiments run.
+
+    With ``only``, an existing ``out/results.json`` of the same size (``quick``) keeps the other
+    experiments' entries: the run replaces its own and adds nothing else, so one experiment can
+    be refreshed in a folder that holds them all."""
     say = progress or (lambda msg: None)
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,5 +76,23 @@ def reproduce(
             f"{name}: {passed}/{len(result.checks)} checks within tolerance, "
             f"{entry['time_s']:.0f} s"
         )
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    (out / "results.json").write_text(
+        json.dumps(_kept_with(out / "results.json", results, only), indent=1, default=float) + "\n"
+    )
     return results
+
+
+def _kept_with(path: pathlib.Path, results: dict, only) -> dict:
+    """``results`` merged into the file's earlier ones when ``only`` some experiments ran and the
+    file holds a run of the same size (entries in :data:`EXPERIMENTS` order)."""
+    if not only or not path.exists():
+        return results
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return results
+    if not isinstance(earlier, dict) or earlier.get("quick") != results["quick"]:
+        return results
+    merged = {**earlier.get("experiments", {}), **results["experiments"]}
+    order = [n for n in EXPERIMENTS if n in merged] + [n for n in merged if n not in EXPERIMENTS]
+    return {**earlier, "quick": results["quick"], "experiments": {n: merged[n] for n in order}}
