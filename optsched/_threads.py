@@ -30,7 +30,8 @@ def cores() -> int:
 def map_on_cores(fn: Callable[[_X], _Y], items: Iterable[_X]) -> list[_Y]:
     """``[fn(x) for x in items]``, one thread per core, each inside its own float64 context
     (JAX's precision context is thread-local). The results, and the first exception raised, are
-    those of the plain loop."""
+    those of the plain loop; after an exception (or Ctrl-C) the items not yet started are
+    dropped, and the call returns once the running ones end."""
     from ._precision import float64
 
     items = list(items)
@@ -42,5 +43,8 @@ def map_on_cores(fn: Callable[[_X], _Y], items: Iterable[_X]) -> list[_Y]:
     workers = min(len(items), cores())
     if workers <= 1:
         return [one(x) for x in items]
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         return list(pool.map(one, items))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -203,3 +203,29 @@ def test_starts_run_side_by_side_give_what_they_give_one_by_one(monkeypatch):
         np.testing.assert_array_equal(np.asarray(t2), np.asarray(t1))
         assert c2 == c1 or (np.isnan(c2) and np.isnan(c1))
     assert side_by_side[0][1] < 1e-20 and np.isnan(side_by_side[2][1])
+
+
+def test_side_by_side_raises_the_loops_first_error_and_drops_the_rest(monkeypatch):
+    """Item 0 fails at once while the other thread is busy: the error reaches the caller and the
+    items not yet started are never run."""
+    import threading
+    import time
+
+    from optsched import _threads
+
+    monkeypatch.setattr(_threads, "cores", lambda: 2)
+    started = []
+    lock = threading.Lock()
+
+    def work(i):
+        with lock:
+            started.append(i)
+        if i == 0:
+            raise ValueError("item 0")
+        time.sleep(1.0)  # busy long after item 0 failed
+        return i
+
+    with pytest.raises(ValueError, match="item 0"):
+        _threads.map_on_cores(work, range(8))
+    assert sorted(started) == [0, 1, 2]  # two threads: 1 and 2 were running, 3..7 dropped
+    assert _threads.map_on_cores(lambda x: x * x, range(5)) == [0, 1, 4, 9, 16]
