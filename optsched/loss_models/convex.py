@@ -63,6 +63,7 @@ from .base import AbstractLossModel
 from .fitting import (
     covariance,
     least_squares_fit,
+    pad_to_bucket,
     pilot_arrays,
     pilot_peaks,
     standard_errors,
@@ -159,9 +160,7 @@ class ConvexBound(AbstractLossModel):
         bound after ``t`` steps reads only the first ``t`` rates, and candidates of different
         lengths share one compiled program (what a ranking's derivatives need)."""
         steps = jnp.maximum(jnp.asarray(steps), 1)
-        lr = np.asarray(lr, dtype=np.float64) / self.lr_unit
-        padded = np.zeros(max(1 << 17, 1 << max(lr.size - 1, 0).bit_length()))
-        padded[: lr.size] = lr
+        padded = pad_to_bucket(np.asarray(lr, dtype=np.float64) / self.lr_unit, 0.0, 1 << 17)
         return values[2] + convex_bound_at(padded, steps, values[0], values[1])
 
     @property

@@ -412,9 +412,10 @@ def fit(
     # (the starts of a round run side by side, one per core)
     alive = thetas
     say = progress or (lambda message: None)
+    scout_steps = min(SCOUT_STEPS, max_steps)
     while True:
-        say(f"scouting {len(alive)} starts, {min(SCOUT_STEPS, max_steps)} steps each")
-        rounds = levenberg_marquardt(_residuals, alive, scout_data, min(SCOUT_STEPS, max_steps))
+        say(f"scouting {len(alive)} starts, {scout_steps} steps each")
+        rounds = levenberg_marquardt(_residuals, alive, scout_data, scout_steps)
         scouted = [(cost, theta) for theta, cost, _ in rounds if math.isfinite(cost)]
         if not scouted:
             raise ValueError("the fit diverged from every starting point; check the runs' units")

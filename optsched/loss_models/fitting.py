@@ -19,6 +19,7 @@ __all__ = [
     "group_labels",
     "least_squares_fit",
     "levenberg_marquardt",
+    "pad_to_bucket",
     "pilot_arrays",
     "pilot_peaks",
     "standard_errors",
@@ -228,6 +229,13 @@ def group_labels(k, ends, *, ratio: float, sign=None, cum_weight=None, max_weigh
     _, label = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
     label = label.reshape(-1)
     return label, int(label.max()) + 1 if label.size else 0
+
+
+def pad_to_bucket(x: np.ndarray, fill, minimum: int = 16) -> np.ndarray:
+    """``x`` padded with ``fill`` to the next power of two (at least ``minimum``): inputs of
+    many sizes share a few compiled programs."""
+    n = max(minimum, 1 << max(int(x.size) - 1, 0).bit_length())
+    return np.concatenate([x, np.full(n - x.size, fill, dtype=x.dtype)])
 
 
 def pilot_peaks(runs) -> tuple[float, float]:

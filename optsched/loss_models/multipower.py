@@ -55,6 +55,7 @@ from .fitting import (
     covariance,
     group_labels,
     least_squares_fit,
+    pad_to_bucket,
     pilot_arrays,
     pilot_peaks,
     standard_errors,
@@ -285,17 +286,11 @@ def _at_concrete_rates(params, lr: np.ndarray, steps: np.ndarray):
     if not isinstance(params, Tracer):
         return _mpl_law(np.asarray(params, dtype=np.float64), steps, s1, peak, terms, xp=np)
     last = steps[-1] if steps.size else 0
-    steps_p, s1_p = _pad_to_bucket(steps, last), _pad_to_bucket(s1, s1[-1] if s1.size else 0.0)
+    steps_p, s1_p = pad_to_bucket(steps, last), pad_to_bucket(s1, s1[-1] if s1.size else 0.0)
     # generous term buckets for a few steps (a final loss); for many, the padding would cost
     least = max(16, min(TERMS_BUCKET, EXACT_TERMS // steps_p.size))
-    terms_p = DropTerms(*(_pad_to_bucket(np.asarray(x), 0, least) for x in terms))
+    terms_p = DropTerms(*(pad_to_bucket(np.asarray(x), 0, least) for x in terms))
     return _mpl_law_compiled(params, steps_p, s1_p, peak, terms_p)[: steps.size]
-
-
-def _pad_to_bucket(x: np.ndarray, fill, minimum: int = 16) -> np.ndarray:
-    """``x`` padded with ``fill`` to the next power of two (at least ``minimum``)."""
-    n = max(minimum, 1 << max(int(x.size) - 1, 0).bit_length())
-    return np.concatenate([x, np.full(n - x.size, fill, dtype=x.dtype)])
 
 
 def _mpl_power(L0, A, alpha, s1, xp=jnp):
