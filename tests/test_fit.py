@@ -118,18 +118,29 @@ def test_predictions_as_a_function_of_the_parameters_match_predict(fitted):
 
 
 def test_predictions_in_calls_equal_the_one_scan_recursion(truth):
-    """predict runs the recursion in calls of STEPS_PER_CALL steps (padded with zero rates); a
-    schedule that carries batch sizes takes the single scan. The same batch both ways gives the
-    same curve, to rounding, over a horizon that is not a multiple of the call length."""
+    """predict runs the recursion in calls of STEPS_PER_CALL steps (padded with zero rates), on
+    padded nodes: the same curve, to rounding, as one scan of the exact recursion on the fit's
+    grid, over a horizon that is not a multiple of the call length, with and without a batch
+    schedule."""
+    from optsched.dynamics.choice import fit_grid
+    from optsched.dynamics.sgd import step_losses
     from optsched.loss_models.fitted import STEPS_PER_CALL
 
     horizon = 2 * STEPS_PER_CALL + 37
     sched = o.family("cosine", 0.8, horizon)
-    with_batch = sched.replace(batch=np.full(sched.lr.shape, float(truth.problem.batch)))
+    ramp = sched.replace(batch=np.linspace(1.0, 4.0, sched.lr.size))
     steps = np.array([0, 1, STEPS_PER_CALL, STEPS_PER_CALL + 1, horizon])
-    np.testing.assert_allclose(
-        truth.predict(sched, steps), truth.predict(with_batch, steps), rtol=1e-12
-    )
+    for schedule in (sched, ramp):
+        lr, _, m = schedule.per_step(float(truth.problem.batch))
+        lr = truth.lr_scale * np.asarray(lr)
+        with o.float64():
+            spec = o.spectrum(truth.problem, fit_grid(float(truth.problem.b), float(lr.sum())))
+            one_scan = np.asarray(step_losses(spec, lr, m))[steps]
+        np.testing.assert_allclose(
+            truth.predict(schedule, steps),
+            truth.loss_floor + truth.loss_scale * one_scan,
+            rtol=1e-12,
+        )
 
 
 def test_max_peak_command_prints_the_models_edge(fitted, tmp_path, capsys):

@@ -137,14 +137,8 @@ class FittedProblem(AbstractLossModel):
 
         schedule = _in_units_of(self, schedule)
         steps = np.arange(schedule.horizon + 1) if steps is None else np.asarray(steps)
-        if schedule.batch is not None:  # a batch schedule: the per-step batch sizes
-            lr, _, m = schedule.per_step(self.problem.batch)
-            lr = self.lr_scale * np.asarray(lr)
-            spec = spectrum(self.problem, fit_grid(float(self.problem.b), float(np.sum(lr))))
-            model = np.asarray(step_losses(spec, lr, m))[steps]
-            return self.loss_floor + self.loss_scale * model
-        values = np.asarray(list(self.values().values()))
-        return np.asarray(self.curve_at_parameters(values, schedule.per_step(1.0)[0], steps))
+        lr, _, m = schedule.per_step(self.problem.batch)
+        return np.asarray(self._losses(self.parameters()[0], lr, steps, m))
 
     def objective(self, horizon: int, lr_max: float, *, max_blocks: int = 128):
         """The power-law objective on this fit's modes, in real units
@@ -163,10 +157,17 @@ class FittedProblem(AbstractLossModel):
         return np.array(list(self.values().values())), np.asarray(self.covariance)
 
     def curve_at_parameters(self, values, lr, steps):
+        return self._losses(values, lr, steps, None)
+
+    def _losses(self, values, lr, steps, batches):
+        """The loss at ``steps`` for parameters ``values``, real rates ``lr`` and per-step batch
+        sizes ``batches`` (``None``: the model's), on modes laid out at the fitted ``b`` and
+        these rates, as in the fit itself."""
         lr = np.asarray(lr, dtype=np.float64)
-        # modes laid out at the fitted b and rates, as in the fit itself
         nodes = _fit_nodes(float(self.problem.b), self.lr_scale * float(np.sum(lr)))
-        return _losses_at(values, lr, steps, nodes, float(self.problem.batch))
+        batch = float(self.problem.batch)
+        batches = np.full(lr.shape, batch) if batches is None else np.asarray(batches, float)
+        return _losses_at(values, lr, batches, steps, nodes, batch)
 
     def default_lr_max(self) -> float:
         """99% of the fitted model's largest stable constant rate, in real units."""
@@ -292,10 +293,11 @@ def _residuals(theta, data):
     return jnp.log(jnp.maximum(pred, 1e-300)) - log_y
 
 
-def _losses_at(values, lr, steps, grid, batch: float):
+def _losses_at(values, lr, batches, steps, grid, batch: float):
     """The fitted loss at ``steps`` for parameters ``values = (a, b, sigma, lr_scale,
-    loss_scale, loss_floor)`` on the modes ``grid``, differentiable in ``values`` (what a
-    ranking's uncertainty needs); ``lr`` concrete.
+    loss_scale, loss_floor)``, per-step real rates ``lr`` and batch sizes ``batches``
+    (concrete), on the modes ``grid``, differentiable in ``values`` (what a ranking's
+    uncertainty needs).
 
     The recursion runs in calls of :data:`STEPS_PER_CALL` steps, the last padded with zero
     rates (steps that change nothing): every call is the same compiled program for runs of any
@@ -306,11 +308,11 @@ def _losses_at(values, lr, steps, grid, batch: float):
     calls = -(-T // STEPS_PER_CALL)
     pad = calls * STEPS_PER_CALL - T
     lr = np.concatenate([lr, np.zeros(pad)]).reshape(calls, STEPS_PER_CALL)
+    m = np.concatenate([batches, np.ones(pad)]).reshape(calls, STEPS_PER_CALL)
     spec, scale, initial = _fitted_spectrum(values, grid, batch)
-    m = np.full(STEPS_PER_CALL, float(batch))
     c, pieces = spec.target, [initial]
     for k in range(calls):
-        c, losses = _advance(spec, c, scale, lr[k], m)
+        c, losses = _advance(spec, c, scale, lr[k], m[k])
         pieces.append(losses)
     return _observed(values, pieces, np.asarray(steps))
 
