@@ -16,13 +16,14 @@ choices below are made once:
   limit, not the recursion.
 
 **Inside the solver** (:func:`sgd_method`) both SGD forms are exact, so the faster one is used:
-the per-step scan costs about ``30 ns * T * n`` and the block propagation about
-``K * (100 us + 2 ns * n^3)`` (one eigendecomposition per block), measured on 2 CPU cores
-(N = 30 .. 500, T = 300 .. 20000): the scan wins for ``T`` up to about ``10^4``. With momentum
-(:func:`momentum_method`) the scan costs about ``250 ns * T * n`` (loss and gradient) and the
-closed-form blocks about ``1.3e-10 * (3n + 1)^3`` per block and bit of its length (``log2 L``
-squarings), measured at n = 49 .. 61, T = 1e4 .. 1e6 (``benchmarks/bench_dynamics.py``): the
-blocks win from ``T`` of about ``4 * 10^4`` (120 knots).
+the per-step scan, differentiated by the adjoint recursion
+(:func:`~optsched.dynamics.adjoint.final_value`), costs about ``20 ns * T * n`` (loss and
+gradient) and the block propagation about ``K * (100 us + 2 ns * n^3)`` (one eigendecomposition
+per block), measured on 2 CPU cores (N = 28 .. 500, T = 1e3 .. 1e6): the scan wins for ``T`` up
+to about ``10^4``. With momentum (:func:`momentum_method`) the adjoint scan costs about
+``70 ns * T * n`` and the closed-form blocks about ``1.3e-10 * (3n + 1)^3`` per block and bit of
+its length (``log2 L`` squarings), measured at n = 49 .. 61, T = 1e4 .. 1e6
+(``benchmarks/bench_dynamics.py``): the blocks win from ``T`` of about ``2 * 10^5`` (120 knots).
 
 **Modes** (:func:`modes_for`). A finite student of at most ``EXACT_MAX_MODES`` modes is
 tracked exactly; a wider or infinite one by the log-``k`` quadrature of
@@ -91,7 +92,7 @@ def dynamics_for(schedule: Schedule, method: Method = "auto") -> AbstractDynamic
 def sgd_method(horizon: int, modes: int, blocks: int) -> Literal["scan", "blocks"]:
     """``"scan"`` or ``"blocks"``, whichever evaluates ``L_T`` and its gradient faster for
     ``blocks`` constant blocks over ``horizon`` steps and ``modes`` tracked modes."""
-    scan = 30e-9 * horizon * modes
+    scan = 20e-9 * horizon * modes
     block = blocks * (1e-4 + 2e-9 * modes**3)
     return "scan" if scan < block else "blocks"
 
@@ -99,7 +100,7 @@ def sgd_method(horizon: int, modes: int, blocks: int) -> Literal["scan", "blocks
 def momentum_method(horizon: int, modes: int, blocks: int) -> Literal["scan", "blocks"]:
     """``"scan"`` or ``"blocks"`` for the momentum moments, whichever evaluates ``L_T`` and its
     gradient faster (the measured costs in the module docstring)."""
-    scan = 2.5e-7 * horizon * modes
+    scan = 7e-8 * horizon * modes
     bits = max(1.0, math.log2(max(horizon / max(blocks, 1), 1.0)) + 1.0)
     block = blocks * bits * 1.3e-10 * (3 * modes + 1) ** 3
     return "scan" if scan < block else "blocks"

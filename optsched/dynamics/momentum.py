@@ -50,6 +50,7 @@ from jaxtyping import Array, Float
 from .._precision import with_float64
 from ..model.spectrum import Spectrum
 from ..schedule import MomentumForm, Schedule, knot_blocks
+from .adjoint import final_value
 from .base import AbstractDynamics, Trajectory, divergence_flag, scan_steps
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "MomentumRecursion",
     "momentum_step",
     "momentum_coefficients",
+    "momentum_final_loss",
     "propagate_momentum_blocks",
 ]
 
@@ -127,6 +129,29 @@ def momentum_losses(
     init = jnp.stack([spec.target, zeros, zeros])
     _, losses = scan_steps(body, init, (lr_t, beta_t, m_t), checkpoint_every=checkpoint_every)
     return jnp.concatenate([spec.initial_loss()[None], losses])
+
+
+@with_float64
+def momentum_final_loss(
+    spec: Spectrum, lr_t, beta_t, m_t, *, form: MomentumForm = "ema"
+) -> Float[Array, ""]:
+    """``L_T`` of :func:`momentum_losses`, differentiated in reverse mode by the adjoint
+    recursion (:func:`~optsched.dynamics.adjoint.final_value`): the solver's objective."""
+    momentum_coefficients(jnp.zeros(()), form)
+    zeros = jnp.zeros_like(spec.target)
+    init = jnp.stack([spec.target, zeros, zeros])
+    return final_value(_STEPS[form], _read_loss, spec, init, (lr_t, beta_t, m_t))
+
+
+def _step_of_inputs(spec: Spectrum, state, u, form: MomentumForm):
+    return momentum_step(spec, state, u[0], u[1], u[2], form)
+
+
+_STEPS = {form: functools.partial(_step_of_inputs, form=form) for form in ("ema", "heavy_ball")}
+
+
+def _read_loss(spec: Spectrum, state):
+    return spec.loss(state[0])
 
 
 def _affine_step(spec: Spectrum, lr, beta, batch, form: MomentumForm):

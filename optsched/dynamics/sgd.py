@@ -43,6 +43,7 @@ from jaxtyping import Array, Float
 from .._precision import with_float64
 from ..model.spectrum import Spectrum
 from ..schedule import Schedule, knot_blocks
+from .adjoint import final_value
 from .base import AbstractDynamics, Trajectory, divergence_flag, scan_steps
 from .matpow import sym_power_apply
 
@@ -50,6 +51,7 @@ __all__ = [
     "StepRecursion",
     "BlockPropagation",
     "sgd_step",
+    "step_final_loss",
     "propagate_blocks",
     "stability_margin",
     "max_stable_lr",
@@ -157,6 +159,22 @@ def step_losses(spec: Spectrum, lr_t, m_t, *, checkpoint_every=None) -> Float[Ar
 
     _, losses = scan_steps(body, spec.target, (lr_t, m_t), checkpoint_every=checkpoint_every)
     return jnp.concatenate([spec.initial_loss()[None], losses])
+
+
+@with_float64
+def step_final_loss(spec: Spectrum, lr_t, m_t) -> Float[Array, ""]:
+    """``L_T`` of the per-step recursion (:func:`step_losses`' last entry), differentiated in
+    reverse mode by the adjoint recursion (:func:`~optsched.dynamics.adjoint.final_value`): the
+    solver's objective. Use :func:`step_losses` for forward mode."""
+    return final_value(_step_of_inputs, _read_loss, spec, spec.target, (lr_t, m_t))
+
+
+def _step_of_inputs(spec: Spectrum, c, u):
+    return sgd_step(spec, c, u[0], u[1])
+
+
+def _read_loss(spec: Spectrum, c):
+    return spec.loss(c)
 
 
 class BlockPropagation(AbstractDynamics):

@@ -24,8 +24,8 @@ from jaxtyping import Array, Float
 
 from .._precision import with_float64
 from ..dynamics.base import blown_up
-from ..dynamics.momentum import momentum_losses, propagate_momentum_blocks
-from ..dynamics.sgd import propagate_blocks, sgd_step, step_losses
+from ..dynamics.momentum import momentum_final_loss, momentum_losses, propagate_momentum_blocks
+from ..dynamics.sgd import propagate_blocks, sgd_step, step_final_loss, step_losses
 from ..model.spectrum import Spectrum
 from ..schedule import knot_blocks
 from .base import AbstractObjective
@@ -65,15 +65,15 @@ class PowerLawObjective(AbstractObjective):
                 self.spec, lr, values["momentum"], m, blocks.lengths, form=momentum_form
             )[0][-1]
         elif "momentum" in values:
-            loss = momentum_losses(
+            loss = momentum_final_loss(
                 self.spec,
                 blocks.per_step(lr),
                 blocks.per_step(values["momentum"]),
                 blocks.per_step(m),
                 form=momentum_form,
-            )[-1]
+            )
         elif self.method == "scan" or not closed_form:
-            loss = step_losses(self.spec, blocks.per_step(lr), blocks.per_step(m))[-1]
+            loss = step_final_loss(self.spec, blocks.per_step(lr), blocks.per_step(m))
         else:
             loss = propagate_blocks(self.spec, lr, m, blocks.lengths)[0][-1]
         return self._observed(loss)
