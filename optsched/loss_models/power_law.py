@@ -81,9 +81,9 @@ class PowerLawObjective(AbstractObjective):
     @with_float64
     def knot_losses(self, schedule):
         steps = np.append(np.asarray(schedule.steps), schedule.horizon)
-        closed_form = schedule.interpolation == "previous" and (
-            schedule.momentum is None or self.momentum_method == "blocks"
-        )
+        # the faster exact method, as for the final loss (a short run needs no closed form)
+        method = self.method if schedule.momentum is None else self.momentum_method
+        closed_form = schedule.interpolation == "previous" and method == "blocks"
         if not closed_form:
             lr, beta, m = schedule.per_step(self.batch)
             lr = self.lr_scale * lr
