@@ -116,12 +116,33 @@ class PowerLawObjective(AbstractObjective):
     @with_float64
     def baseline_final_losses(self, shapes, peaks):
         # the glue in NumPy: every call has new shapes, and eager JAX would compile each op
-        shapes_tv = np.ascontiguousarray(np.asarray(shapes, dtype=float).T)
+        shapes = np.asarray(shapes, dtype=float)
         peaks = float(self.lr_scale) * np.asarray(peaks, dtype=float)
-        losses = np.asarray(_peak_scan(self.spec, shapes_tv, peaks, self.batch))
+        losses = _tiled(lambda s, p: _peak_scan(self.spec, s, p, self.batch), shapes, peaks)
         start, noise = float(self.spec.initial_loss()), float(self.spec.noise)
         bad = blown_up(losses, start, noise, xp=np)
         return np.where(bad, np.inf, self._observed(losses))
+
+
+PEAK_TILE = (8, 12)
+"""Baselines run in tiles of this many variants and peaks (the last ones padded), so a tuning's
+rounds of different sizes share one compiled scan."""
+
+
+def _tiled(scan, shapes: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """``scan(shapes_tv, peaks)`` over ``(V, T)`` shapes and ``(V, P)`` peaks, tile by tile of
+    :data:`PEAK_TILE` (padding repeats the last variant and peak; its results are dropped)."""
+    V, P = peaks.shape
+    rows, cols = PEAK_TILE
+    Vp, Pp = -(-V // rows) * rows, -(-P // cols) * cols
+    shapes = np.concatenate([shapes, np.repeat(shapes[-1:], Vp - V, axis=0)])
+    peaks = np.pad(peaks, ((0, Vp - V), (0, Pp - P)), mode="edge")
+    out = np.empty((Vp, Pp))
+    for i in range(0, Vp, rows):
+        shapes_tv = np.ascontiguousarray(shapes[i : i + rows].T)
+        for j in range(0, Pp, cols):
+            out[i : i + rows, j : j + cols] = scan(shapes_tv, peaks[i : i + rows, j : j + cols])
+    return out[:V, :P]
 
 
 @jax.jit
