@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from optsched import PowerLawProblem, mode_grid, spectrum
-from optsched.dynamics.adjoint import final_value
+from optsched.dynamics.adjoint import SPLIT_LIMIT, final_value
 from optsched.dynamics.momentum import momentum_final_loss, momentum_losses
 from optsched.dynamics.sgd import sgd_step, step_final_loss, step_losses
 
@@ -98,6 +98,30 @@ def test_long_runs_recompute_chunks_and_give_the_same_gradient(spec, float64):
     kept = jax.grad(loss)(lr, None)
     chunked = jax.grad(loss)(lr, 55)
     assert _close(kept, chunked) < 1e-13
+
+
+def test_large_states_take_every_cotangent_in_the_loop(float64):
+    """Past SPLIT_LIMIT state entries (here 6000 exact modes) the other backward pass: same
+    numbers, spectrum cotangents included."""
+    problem = PowerLawProblem(a=2.2, b=1.4, features=6000, sigma=0.3, batch=3.0)
+    spec = spectrum(problem, mode_grid(6000, b=1.4, method="exact"))
+    assert spec.size > SPLIT_LIMIT
+    t = jnp.arange(60.0)
+    lr, batch = 0.3 + 0.1 * jnp.sin(t / 9.0), 2.5 + jnp.cos(t / 4.0)
+
+    def reference(lr, batch, spec):
+        return step_losses(spec, lr, batch)[-1]
+
+    def adjoint(lr, batch, spec):
+        def step(spec, c, u):
+            return sgd_step(spec, c, u[0], u[1])
+
+        return final_value(step, lambda s, c: s.loss(c), spec, spec.target, (lr, batch), chunk=7)
+
+    grads = jax.grad(reference, argnums=(0, 1, 2))(lr, batch, spec)
+    assert _close(grads, jax.jit(jax.grad(adjoint, argnums=(0, 1, 2)))(lr, batch, spec)) < RTOL
+    only_lr = jax.jit(jax.grad(lambda lr: adjoint(lr, batch, spec)))(lr)
+    assert _close(grads[0], only_lr) < RTOL
 
 
 def test_empty_runs_are_refused(spec):

@@ -17,7 +17,8 @@ input and parameter parts then follow for all steps at once (a ``vmap`` of the s
 of every step and carries every cotangent through the loop, where on CPU each extra operation in
 a loop body costs about a fixed time per step. Measured on 2 CPU cores
 (``benchmarks/bench_dynamics.py``), loss and gradient: SGD 1.7x faster (T = 1e3, N = 500) and
-1.4x (T = 1e6, chunked), momentum 2.6-3.4x (T = 1e4 .. 1e6). Long runs keep one state per chunk
+1.4x (T = 1e6, chunked), momentum 2.6-3.4x (T = 1e4 .. 1e6). A state of more than :data:`SPLIT_LIMIT` entries (thousands of exact modes) takes every
+cotangent in the loop instead. Long runs keep one state per chunk
 of ``chunk`` steps and recompute each chunk in the backward pass (memory :math:`O(T/c + c)`
 states).
 
@@ -37,11 +38,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-__all__ = ["STORE_LIMIT", "final_value"]
+__all__ = ["SPLIT_LIMIT", "STORE_LIMIT", "final_value"]
 
 STORE_LIMIT = 2**23
 """Most state entries (``T * state size``) kept for the backward pass before chunks are
 recomputed instead (64 MiB in float64)."""
+
+SPLIT_LIMIT = 4096
+"""Largest state (entries) whose input cotangents are taken for all steps at once after the
+loop; larger states take them in the loop (measured: at 10^5 exact modes the all-at-once pass
+made the gradient 2x slower than JAX's own, at 28 .. 500 modes it makes it 1.7-3x faster)."""
 
 
 def final_value(
@@ -185,7 +191,11 @@ def _bwd(step, readout, chunk, length, residuals, ybar):
 def _back_chunk(step, params, xbar, states, xs_chunk, valid_chunk, with_params: bool):
     """One chunk backwards: the state cotangents step by step (recording the cotangent of each
     step's output), then the input cotangents, and the parameter cotangent summed over the
-    chunk's steps, for all steps at once."""
+    chunk's steps, for all steps at once. A large state (over :data:`SPLIT_LIMIT` entries) has
+    every cotangent computed in the loop instead: there each step's work outweighs its fixed
+    cost, and the all-at-once pass would stream arrays of ``chunk * state`` entries."""
+    if sum(math.prod(jnp.shape(x)) for x in jax.tree.leaves(xbar)) > SPLIT_LIMIT:
+        return _back_chunk_in_loop(step, params, xbar, states, xs_chunk, valid_chunk, with_params)
 
     def back_step(xbar, inp):
         x, u, ok = inp
@@ -209,6 +219,27 @@ def _back_chunk(step, params, xbar, states, xs_chunk, valid_chunk, with_params: 
 
         ubar, pbar = jax.vmap(local)(states, xs_chunk, xbar_next), None
     return xbar_start, _zero_padding(valid_chunk, ubar), pbar
+
+
+def _back_chunk_in_loop(step, params, xbar, states, xs_chunk, valid_chunk, with_params: bool):
+    """:func:`_back_chunk` with the input and parameter cotangents taken step by step."""
+    zero_params = jax.tree.map(jnp.zeros_like, params) if with_params else None
+
+    def back_step(carry, inp):
+        xbar, pacc = carry
+        x, u, ok = inp
+        if with_params:
+            pb, prev, ubar = jax.vjp(step, params, x, u)[1](xbar)
+            pacc = jax.tree.map(lambda acc, g: acc + _keep(ok, g, jnp.zeros_like(g)), pacc, pb)
+        else:
+            prev, ubar = jax.vjp(lambda x, u: step(params, x, u), x, u)[1](xbar)
+        ubar = _keep(ok, ubar, jax.tree.map(jnp.zeros_like, ubar))
+        return (_keep(ok, prev, xbar), pacc), ubar
+
+    (xbar_start, pbar), ubar = jax.lax.scan(
+        back_step, (xbar, zero_params), (states, xs_chunk, valid_chunk), reverse=True
+    )
+    return xbar_start, ubar, pbar
 
 
 _final_value.defvjp(_fwd, _bwd, symbolic_zeros=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -229,16 +230,21 @@ def spectrum(
             f"N={format_width(problem.features)}"
         )
     a, b = problem.a, problem.b
-    k = jnp.asarray(grid.k)
-    lam = k ** (-b)
-    target = k ** (b - a)
+    # concrete inputs (every solve) in NumPy: eager JAX would compile each operation per shape
+    traced = any(isinstance(x, jax.core.Tracer) for x in (a, b, problem.sigma, grid.k))
+    xp = jnp if traced else np
+    if not traced:
+        a, b = float(a), float(b)
+    k = xp.asarray(grid.k, dtype=float)
+    lam = jnp.asarray(k ** (-b))
+    target = jnp.asarray(k ** (b - a))
     upper = problem.features + 0.5
     if isinstance(grid, GridNodes) or grid.frozen_from < upper:  # (at N + 1/2 the term is 0)
         # integral of x^-a from the last tracked node's edge to N + 1/2 (midpoint-rule continuum)
         top = 0.0 if math.isinf(upper) else upper ** (1.0 - a)
-        frozen = (grid.frozen_from ** (1.0 - a) - top) / (a - 1.0)
+        frozen = (xp.asarray(grid.frozen_from, dtype=float) ** (1.0 - a) - top) / (a - 1.0)
     else:
-        frozen = jnp.zeros_like(a)
+        frozen = xp.zeros_like(a)
     offset = frozen + problem.tail_loss()
     return Spectrum(
         lam=lam,
