@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jaxtyping import Array, Float
 
 from .._precision import with_float64
@@ -231,7 +231,7 @@ def spectrum(
         )
     a, b = problem.a, problem.b
     # concrete inputs (every solve) in NumPy: eager JAX would compile each operation per shape
-    traced = any(isinstance(x, jax.core.Tracer) for x in (a, b, problem.sigma, grid.k))
+    traced = any(isinstance(x, Tracer) for x in (a, b, problem.sigma, grid.k))
     xp = jnp if traced else np
     if not traced:
         a, b = float(a), float(b)
