@@ -10,8 +10,9 @@ cap, and the affine map from model to observed loss,
 through the exact dynamics: the closed-form block propagation or the per-step scan for plain
 SGD (whichever is faster, :func:`~optsched.dynamics.choice.sgd_method`), and likewise the per-step
 moment recursion or its closed-form blocks with momentum
-(:func:`~optsched.dynamics.choice.momentum_method`). Baselines run in one vectorised scan over
-all variants and peaks.
+(:func:`~optsched.dynamics.choice.momentum_method`); the gradient of a per-step run comes from
+its adjoint recursion (:mod:`optsched.dynamics.adjoint`). Baselines run in vectorised scans over
+tiles of variants and peaks (:data:`PEAK_TILE`), one compiled program for every tuning round.
 """
 
 from __future__ import annotations
