@@ -77,7 +77,7 @@ def final_value(
     if length < 1:
         raise ValueError("final_value needs at least one step")
     if chunk is None:
-        size = sum(math.prod(jnp.shape(x)) for x in jax.tree.leaves(init))
+        size = _entries(init)
         chunk = length if length * size <= STORE_LIMIT else math.isqrt(length - 1) + 1
     chunk = max(1, min(int(chunk), length))
     return _final_value(step, readout, chunk, length, params, init, xs)
@@ -88,6 +88,11 @@ def _final_value(step, readout, chunk, length, params, init, xs):
     del chunk, length
     final, _ = jax.lax.scan(lambda x, u: (step(params, x, u), None), init, xs)
     return readout(params, final)
+
+
+def _entries(tree) -> int:
+    """The number of array entries in ``tree`` (a state's size)."""
+    return sum(math.prod(jnp.shape(x)) for x in jax.tree.leaves(tree))
 
 
 def _chunked(xs, chunk: int, length: int):
@@ -147,16 +152,16 @@ def _fwd(step, readout, chunk, length, params, init, xs):
     init, want_init = _unwrap(init)
     xs, _ = _unwrap(xs)
     if chunk >= length:  # one chunk: keep every state
+        xs_c, valid = xs, None
         final, kept = _run_chunk(step, params, init, xs, None)
-        residuals = (params, final, kept, xs, None, want_params, want_init)
-        return readout(params, final), residuals
-    xs_c, valid = _chunked(xs, chunk, length)
+    else:  # keep each chunk's first state
 
-    def outer(x, inp):
-        xs_chunk, valid_chunk = inp
-        return _run_chunk(step, params, x, xs_chunk, valid_chunk)[0], x
+        def outer(x, inp):
+            xs_chunk, valid_chunk = inp
+            return _run_chunk(step, params, x, xs_chunk, valid_chunk)[0], x
 
-    final, kept = jax.lax.scan(outer, init, (xs_c, valid))
+        xs_c, valid = _chunked(xs, chunk, length)
+        final, kept = jax.lax.scan(outer, init, (xs_c, valid))
     residuals = (params, final, kept, xs_c, valid, want_params, want_init)
     return readout(params, final), residuals
 
@@ -195,7 +200,7 @@ def _back_chunk(step, params, xbar, states, xs_chunk, valid_chunk, with_params: 
     chunk's steps, for all steps at once. A large state (over :data:`SPLIT_LIMIT` entries) has
     every cotangent computed in the loop instead: there each step's work outweighs its fixed
     cost, and the all-at-once pass would stream arrays of ``chunk * state`` entries."""
-    if sum(math.prod(jnp.shape(x)) for x in jax.tree.leaves(xbar)) > SPLIT_LIMIT:
+    if _entries(xbar) > SPLIT_LIMIT:
         return _back_chunk_in_loop(step, params, xbar, states, xs_chunk, valid_chunk, with_params)
 
     def back_step(xbar, inp):

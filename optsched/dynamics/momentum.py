@@ -125,8 +125,7 @@ def momentum_losses(
         state = momentum_step(spec, state, lr, beta, m, form)
         return state, spec.loss(state[0])
 
-    zeros = jnp.zeros_like(spec.target)
-    init = jnp.stack([spec.target, zeros, zeros])
+    init = _initial_moments(spec)
     _, losses = scan_steps(body, init, (lr_t, beta_t, m_t), checkpoint_every=checkpoint_every)
     return jnp.concatenate([spec.initial_loss()[None], losses])
 
@@ -138,9 +137,13 @@ def momentum_final_loss(
     """``L_T`` of :func:`momentum_losses`, differentiated in reverse mode by the adjoint
     recursion (:func:`~optsched.dynamics.adjoint.final_value`): the solver's objective."""
     momentum_coefficients(jnp.zeros(()), form)
+    return final_value(_STEPS[form], _read_loss, spec, _initial_moments(spec), (lr_t, beta_t, m_t))
+
+
+def _initial_moments(spec: Spectrum) -> Float[Array, "3 n"]:
+    """The moments at the start, ``u_0 = 0``: ``C = c_0, R = V = 0``."""
     zeros = jnp.zeros_like(spec.target)
-    init = jnp.stack([spec.target, zeros, zeros])
-    return final_value(_STEPS[form], _read_loss, spec, init, (lr_t, beta_t, m_t))
+    return jnp.stack([spec.target, zeros, zeros])
 
 
 def _step_of_inputs(spec: Spectrum, state, u, form: MomentumForm):
