@@ -76,3 +76,4 @@ print(
 # %%
 failed = [c for c in result.checks if not c.passed]
 assert not failed, "checks outside tolerance:\n" + result.table()
+assert np.all(np.diff(result.numbers["final_loss"]) < 0), "longer training must end lower"

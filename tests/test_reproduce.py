@@ -11,27 +11,16 @@ from optsched.reproduce.compute_optimal import frontier
 
 
 def test_reproduce_writes_figures_and_results(tmp_path, capsys):
-    # these solves are shared with (and usually cached by) the notebooks' tests
-    rc = main(
-        [
-            "reproduce",
-            "--out",
-            str(tmp_path),
-            "--quick",
-            "--only",
-            "easy_phase",
-            "hard_phase",
-            "loss_scaling",
-        ]
-    )
+    # one experiment through the command line; every experiment's own checks are asserted by
+    # its notebook (tests/test_notebooks.py), which runs the same quick solves
+    rc = main(["reproduce", "--out", str(tmp_path), "--quick", "--only", "hard_phase"])
     assert rc == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["quick"] is True
-    assert set(results["experiments"]) == {"easy_phase", "hard_phase", "loss_scaling"}
-    for name in ("easy_phase", "hard_phase", "loss_scaling"):
-        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
-    checks = [c for e in results["experiments"].values() for c in e["checks"]]
-    assert all(
+    assert set(results["experiments"]) == {"hard_phase"}
+    assert (tmp_path / "hard_phase.png").stat().st_size > 10_000
+    checks = results["experiments"]["hard_phase"]["checks"]
+    assert checks and all(
         {"quantity", "theory", "measured", "tolerance", "where", "passed"} <= set(c) for c in checks
     )
     # and the reproduction holds: every check within its (quick) tolerance, recomputed here
@@ -41,9 +30,6 @@ def test_reproduce_writes_figures_and_results(tmp_path, capsys):
         else:
             holds = abs(c["measured"] - c["theory"]) <= c["tolerance"]
         assert c["passed"] == holds and holds, c
-    easy = results["experiments"]["easy_phase"]["numbers"]
-    assert easy["horizons"] == sorted(easy["horizons"])
-    assert np.all(np.diff(easy["final_loss"]) < 0)  # longer training, lower loss
     out = capsys.readouterr().out
     assert "| quantity | theory | measured |" in out and "checks within tolerance" in out
 
