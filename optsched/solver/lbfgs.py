@@ -15,35 +15,48 @@ LBFGS_MEMORY = 30
 def minimise(f, theta0, maxiter, gtol, ftol):
     """Minimise the scalar ``f`` from ``theta0`` with ``optax.lbfgs`` (zoom line search).
 
-    Stops after ``maxiter`` iterations, when the gradient norm falls to ``gtol``, or when ``f``
-    decreases by less than ``ftol`` three iterations in a row. Traceable (use it inside ``jit``
-    or ``vmap``). Returns ``(theta, iterations, gradient norm)``.
+    Stops after ``maxiter`` iterations, when the gradient norm falls to ``gtol``, or when the
+    best value seen improves by less than ``ftol`` three iterations in a row. Returns the best
+    point seen, never a later, worse one.
+
+    *Restarts.* A line search that finds no acceptable step still moves, and the curvature pair
+    it leaves misleads every later direction: on ill-conditioned objectives (heavy-ball momentum
+    near its stability edge) the value then rises and the run stalls far from the optimum. So
+    when the value rises above the best seen, the run goes back to the best point with empty
+    memory (a steepest-descent step, then L-BFGS again); the iteration after a restart is not
+    counted as a stall. Where the value never rises the iterates are those of plain L-BFGS.
+
+    Traceable (use it inside ``jit`` or ``vmap``). Returns ``(theta, f(theta), iterations,
+    gradient norm)``.
     """
     opt = optax.lbfgs(memory_size=LBFGS_MEMORY)
     value_and_grad = optax.value_and_grad_from_state(f)
 
     def step(carry):
-        theta, state, value_prev, _, _, stall, i = carry
+        theta, state, best, best_value, _, stall, restarted, i = carry
         value, grad = value_and_grad(theta, state=state)
+        # progress below ftol counts as a stall (not on the re-evaluation after a restart)
+        stall = jnp.where(restarted, stall, jnp.where(best_value - value < ftol, stall + 1, 0))
+        rise = value > best_value
+        better = value < best_value
+        best = jnp.where(better, theta, best)
+        best_value = jnp.where(better, value, best_value)
         updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=f)
-        # progress below ftol counts as a stall; three in a row end the run
-        stall = jnp.where(value_prev - value < ftol, stall + 1, 0)
-        return (
-            optax.apply_updates(theta, updates),
-            state,
-            value,
-            value_prev,
-            optax.tree.norm(grad),
-            stall,
-            i + 1,
-        )
+        fresh = opt.init(best)
+        state = jax.tree.map(lambda a, b: jnp.where(rise, a, b), fresh, state)
+        theta = jnp.where(rise, best, optax.apply_updates(theta, updates))
+        gnorm = jnp.where(rise, jnp.inf, optax.tree.norm(grad))
+        return (theta, state, best, best_value, gnorm, stall, rise, i + 1)
 
     def cond(carry):
-        *_, gnorm, stall, i = carry
+        *_, gnorm, stall, _, i = carry
         return (i < maxiter) & (gnorm > gtol) & (stall < 3)
 
     inf = jnp.asarray(jnp.inf, dtype=theta0.dtype)
     zero = jnp.asarray(0)
-    init = (theta0, opt.init(theta0), inf, inf, inf, zero, zero)
-    theta, *_, gnorm, _, iters = jax.lax.while_loop(cond, step, init)
-    return theta, iters, gnorm
+    init = (theta0, opt.init(theta0), theta0, inf, inf, zero, jnp.asarray(False), zero)
+    theta, _, best, best_value, gnorm, _, _, iters = jax.lax.while_loop(cond, step, init)
+    # the loop's last step is taken but not yet evaluated
+    value = f(theta)
+    keep = value <= best_value
+    return jnp.where(keep, theta, best), jnp.where(keep, value, best_value), iters, gnorm

@@ -119,8 +119,8 @@ def _lbfgs_run(controls: AbstractControls, theta0, objective, blocks: Blocks, ma
     def f(theta):
         return controls.log_final_loss(theta, objective, blocks)
 
-    theta, iters, gnorm = minimise(f, theta0, maxiter, gtol, ftol)
-    return theta, jnp.exp(f(theta)), iters, gnorm
+    theta, value, iters, gnorm = minimise(f, theta0, maxiter, gtol, ftol)
+    return theta, jnp.exp(value), iters, gnorm
 
 
 # one compiled program per (controls, objective, padded knots) shape; the batched forms map every

@@ -1,0 +1,58 @@
+"""The shared L-BFGS loop: plain optax L-BFGS where the value falls, restarts where it rises."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from optsched.solver.lbfgs import LBFGS_MEMORY, minimise
+
+
+def _plain(f, x, iterations):
+    """optax's L-BFGS loop as its documentation writes it: every step taken, nothing kept."""
+    opt = optax.lbfgs(memory_size=LBFGS_MEMORY)
+    value_and_grad = optax.value_and_grad_from_state(f)
+
+    @jax.jit
+    def step(x, state):
+        value, grad = value_and_grad(x, state=state)
+        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=f)
+        return optax.apply_updates(x, updates), state, value
+
+    state, values = opt.init(x), []
+    for _ in range(iterations):
+        x, state, value = step(x, state)
+        values.append(float(value))
+    return x, np.asarray(values)
+
+
+def _rosenbrock(x):
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def _cliff(x):
+    # a quadratic whose minimum lies past a cliff, as the solver's objective jumps to a large
+    # constant past the learning rates (and momenta) at which the loss diverges
+    quadratic = jnp.sum(jnp.arange(1, x.size + 1) * (x - 1.0) ** 2)
+    return jnp.where(jnp.sum(x) > 2.0, 1e3, quadratic)
+
+
+def test_where_the_value_falls_the_iterates_are_plain_lbfgs(float64):
+    x0 = jnp.asarray([-1.2, 1.0, 0.5, -0.3])
+    x, values = _plain(_rosenbrock, x0, 15)
+    assert np.all(np.diff(values) < 0)  # no rise: no restart
+    theta, value, iterations, _ = minimise(_rosenbrock, x0, 15, 0.0, 0.0)
+    assert int(iterations) == 15
+    np.testing.assert_allclose(np.asarray(theta), np.asarray(x), rtol=1e-12, atol=1e-14)
+    assert float(value) == pytest.approx(float(_rosenbrock(x)), rel=1e-12)
+
+
+def test_where_the_value_rises_the_best_point_is_kept(float64):
+    x0 = jnp.zeros(4)
+    _, values = _plain(_cliff, x0, 40)
+    assert values[-1] == 1e3 and values.min() < 2.0  # plain L-BFGS ends past the cliff
+    theta, value, _, _ = jax.jit(lambda x: minimise(_cliff, x, 40, 0.0, 0.0))(x0)
+    assert float(value) == float(_cliff(theta))  # the value returned is the point's
+    # the constrained minimum is 1.92 (sum(x) = 2, x_k = 1 - nu / 2k): near it, not past it
+    assert 1.92 <= float(value) <= values.min() + 1e-12
