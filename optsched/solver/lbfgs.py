@@ -44,7 +44,7 @@ def minimise(f, theta0, maxiter, gtol, ftol):
         updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=f)
         fresh = opt.init(best)
         state = jax.tree.map(lambda a, b: jnp.where(rise, a, b), fresh, state)
-        theta = jnp.where(rise, best, optax.apply_updates(theta, updates))
+        theta = jnp.where(rise, best, theta + updates)
         gnorm = jnp.where(rise, jnp.inf, optax.tree.norm(grad))
         return (theta, state, best, best_value, gnorm, stall, rise, i + 1)
 
