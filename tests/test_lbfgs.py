@@ -56,3 +56,23 @@ def test_where_the_value_rises_the_best_point_is_kept(float64):
     assert float(value) == float(_cliff(theta))  # the value returned is the point's
     # the constrained minimum is 1.92 (sum(x) = 2, x_k = 1 - nu / 2k): near it, not past it
     assert 1.92 <= float(value) <= values.min() + 1e-12
+
+
+def _nan_past_edge(x):
+    # past x_0 = 1.5 a large constant with a NaN gradient, as the solver's objective is where
+    # the recursion diverged (the untaken branch of its ``where`` is NaN there)
+    inside = jnp.sum((x - 2.0) ** 2) + jnp.sqrt(1.5 - x[0])
+    return jnp.where(x[0] > 1.5, 1e3, inside)
+
+
+def test_a_diverged_start_is_returned_as_it_is_not_as_nan(float64):
+    start = jnp.asarray([3.0, 0.0, 0.0])
+    x, _ = _plain(_nan_past_edge, start, 5)
+    assert np.all(np.isnan(np.asarray(x)))  # plain L-BFGS steps along the NaN gradient
+    theta, value, iterations, _ = minimise(_nan_past_edge, start, 20, 0.0, 0.0)
+    assert int(iterations) == 3 and np.array_equal(np.asarray(theta), np.asarray(start))
+    assert float(value) == 1e3
+    inside = jnp.zeros(3)  # from a finite start it stays finite and below the edge
+    theta, value, _, _ = minimise(_nan_past_edge, inside, 30, 0.0, 0.0)
+    assert float(value) == float(_nan_past_edge(theta)) < float(_nan_past_edge(inside))
+    assert float(theta[0]) <= 1.5

@@ -5,6 +5,8 @@ References are independent: the momentum optimum is checked against SciPy L-BFGS
 recursions; the budget and the bounds exactly.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,3 +145,14 @@ def test_models_refuse_controls_they_cannot_predict():
     model = o.ConvexBound(1.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="cannot predict momentum"):
         o.solve(model, 100, o.LearningRateMomentum(lr_max=1.0))
+
+
+def test_a_momentum_start_that_diverges_ends_at_the_learning_rate_optimum():
+    # heavy ball at mu = 0.9 steps 10x further than the learning-rate optimum: the joint start
+    # diverges (NaN gradient; L-BFGS's first step was NaN: "lr must be finite at every knot");
+    # the solve now ends at the learning-rate optimum or below
+    p = o.PowerLawProblem(**{**HARD, "features": math.inf})
+    controls = o.LearningRateMomentum(lr_max=1.0, form="heavy_ball", beta_start=0.9)
+    sol = o.solve(p, 10_000, controls, optimiser=o.LBFGS(max_knots=16))
+    assert np.all(np.isfinite(np.asarray(sol.schedule.lr)))
+    assert sol.final_loss <= sol.stats["lr_only_final_loss"]

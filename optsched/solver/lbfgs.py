@@ -24,7 +24,9 @@ def minimise(f, theta0, maxiter, gtol, ftol):
     near its stability edge) the value then rises and the run stalls far from the optimum. So
     when the value rises above the best seen, the run goes back to the best point with empty
     memory (a steepest-descent step, then L-BFGS again); the iteration after a restart is not
-    counted as a stall. Where the value never rises the iterates are those of plain L-BFGS.
+    counted as a stall. A non-finite value or gradient (a point where the loss diverged, whose
+    gradient is NaN) restarts too, and counts as a stall. Where the value never rises the
+    iterates are those of plain L-BFGS.
 
     Traceable (use it inside ``jit`` or ``vmap``). Returns ``(theta, f(theta), iterations,
     gradient norm)``.
@@ -35,18 +37,21 @@ def minimise(f, theta0, maxiter, gtol, ftol):
     def step(carry):
         theta, state, best, best_value, _, stall, restarted, i = carry
         value, grad = value_and_grad(theta, state=state)
+        # a non-finite value or gradient (a diverged point) is a stall that restarts
+        bad = ~(jnp.isfinite(value) & jnp.all(jnp.isfinite(grad)))
         # progress below ftol counts as a stall (not on the re-evaluation after a restart)
-        stall = jnp.where(restarted, stall, jnp.where(best_value - value < ftol, stall + 1, 0))
-        rise = value > best_value
-        better = value < best_value
+        progress = jnp.where(best_value - value < ftol, stall + 1, 0)
+        stall = jnp.where(bad, stall + 1, jnp.where(restarted, stall, progress))
+        restart = bad | (value > best_value)
+        better = ~bad & (value < best_value)
         best = jnp.where(better, theta, best)
         best_value = jnp.where(better, value, best_value)
         updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=f)
         fresh = opt.init(best)
-        state = jax.tree.map(lambda a, b: jnp.where(rise, a, b), fresh, state)
-        theta = jnp.where(rise, best, theta + updates)
-        gnorm = jnp.where(rise, jnp.inf, optax.tree.norm(grad))
-        return (theta, state, best, best_value, gnorm, stall, rise, i + 1)
+        state = jax.tree.map(lambda a, b: jnp.where(restart, a, b), fresh, state)
+        theta = jnp.where(restart, best, theta + updates)
+        gnorm = jnp.where(restart, jnp.inf, optax.tree.norm(grad))
+        return (theta, state, best, best_value, gnorm, stall, restart, i + 1)
 
     def cond(carry):
         *_, gnorm, stall, _, i = carry
@@ -58,5 +63,5 @@ def minimise(f, theta0, maxiter, gtol, ftol):
     theta, _, best, best_value, gnorm, _, _, iters = jax.lax.while_loop(cond, step, init)
     # the loop's last step is taken but not yet evaluated
     value = f(theta)
-    keep = value <= best_value
+    keep = value <= best_value  # False for NaN
     return jnp.where(keep, theta, best), jnp.where(keep, value, best_value), iters, gnorm
