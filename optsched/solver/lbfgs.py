@@ -37,8 +37,9 @@ def minimise(f, theta0, maxiter, gtol, ftol):
     def step(carry):
         theta, state, best, best_value, _, stall, restarted, i = carry
         value, grad = value_and_grad(theta, state=state)
+        gnorm = optax.tree.norm(grad)
         # a non-finite value or gradient (a diverged point) is a stall that restarts
-        bad = ~(jnp.isfinite(value) & jnp.all(jnp.isfinite(grad)))
+        bad = ~(jnp.isfinite(value) & jnp.isfinite(gnorm))
         # progress below ftol counts as a stall (not on the re-evaluation after a restart)
         progress = jnp.where(best_value - value < ftol, stall + 1, 0)
         stall = jnp.where(bad, stall + 1, jnp.where(restarted, stall, progress))
@@ -50,7 +51,7 @@ def minimise(f, theta0, maxiter, gtol, ftol):
         fresh = opt.init(best)
         state = jax.tree.map(lambda a, b: jnp.where(restart, a, b), fresh, state)
         theta = jnp.where(restart, best, theta + updates)
-        gnorm = jnp.where(restart, jnp.inf, optax.tree.norm(grad))
+        gnorm = jnp.where(restart, jnp.inf, gnorm)
         return (theta, state, best, best_value, gnorm, stall, restart, i + 1)
 
     def cond(carry):
