@@ -16,8 +16,8 @@ def minimise(f, theta0, maxiter, gtol, ftol):
     """Minimise the scalar ``f`` from ``theta0`` with ``optax.lbfgs`` (zoom line search).
 
     Stops after ``maxiter`` iterations, when the gradient norm falls to ``gtol``, or when the
-    best value seen improves by less than ``ftol`` three iterations in a row. Returns the best
-    point seen, never a later, worse one.
+    best value seen improves by less than ``ftol`` three iterations in a row. Returns the last
+    iterate, or the best point seen where the last one is worse (never a NaN).
 
     *Restarts.* A line search that finds no acceptable step still moves, and the curvature pair
     it leaves misleads every later direction: on ill-conditioned objectives (heavy-ball momentum
