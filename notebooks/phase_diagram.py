@@ -20,7 +20,7 @@
 # accelerator). Per cell: the measured peak-rate exponent $\xi$ (theory $1 - b/a$ in the easy
 # phase, 0 in the hard phase), the decay exponent $\delta$ (theory $2b - 1$, easy phase), and
 # the gain of the optimum over the best constant rate and the best cosine.
-# Quick runs use a 4 x 4 grid; the full run 10 x 10.
+# Quick runs use a 3 x 3 grid; the full run 10 x 10.
 
 # %%
 import os

@@ -19,7 +19,7 @@ from ..model.theory import exponents, measure
 from . import plotting
 from ._common import Check, Result, solutions
 
-QUICK: dict[str, Any] = dict(size=4, horizons=(100, 1000))
+QUICK: dict[str, Any] = dict(size=3, horizons=(100, 1000))
 FULL: dict[str, Any] = dict(size=10, horizons=(300, 3000))
 SIGMA, BATCH = 0.3, 4
 
