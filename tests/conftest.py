@@ -11,6 +11,30 @@ import optsched as o
 # (tests/test_cli.py checks the cache itself in a separate process)
 os.environ.setdefault("OPTSCHED_CACHE_DIR", "")
 
+_SESSION_CACHE = "OPTSCHED_TEST_XLA_CACHE"
+
+
+def pytest_configure(config):
+    """One XLA compilation cache for the session, in a temporary folder its xdist workers share
+    (they inherit the variable): a program compiled by one worker, or dropped by
+    :func:`_free_compiled_programs`, is read back instead of compiled again."""
+    if _SESSION_CACHE not in os.environ:
+        import tempfile
+
+        os.environ[_SESSION_CACHE] = tempfile.mkdtemp(prefix="optsched-xla-")
+        config._optsched_cache_owner = True  # the controller (or a run without xdist)
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", os.environ[_SESSION_CACHE])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_optsched_cache_owner", False):
+        import shutil
+
+        shutil.rmtree(os.environ.pop(_SESSION_CACHE), ignore_errors=True)
+
 
 @pytest.fixture
 def float64():
