@@ -12,6 +12,7 @@ import optsched as o
 os.environ.setdefault("OPTSCHED_CACHE_DIR", "")
 
 _SESSION_CACHE = "OPTSCHED_TEST_XLA_CACHE"
+_OWNS_CACHE = pytest.StashKey[bool]()
 
 
 def pytest_configure(config):
@@ -22,7 +23,7 @@ def pytest_configure(config):
         import tempfile
 
         os.environ[_SESSION_CACHE] = tempfile.mkdtemp(prefix="optsched-xla-")
-        config._optsched_cache_owner = True  # the controller (or a run without xdist)
+        config.stash[_OWNS_CACHE] = True  # the controller (or a run without xdist)
     import jax
 
     jax.config.update("jax_compilation_cache_dir", os.environ[_SESSION_CACHE])
@@ -30,7 +31,7 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    if getattr(config, "_optsched_cache_owner", False):
+    if config.stash.get(_OWNS_CACHE, False):
         import shutil
 
         shutil.rmtree(os.environ.pop(_SESSION_CACHE), ignore_errors=True)

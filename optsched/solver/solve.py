@@ -16,8 +16,8 @@ Method (direct shooting on knots, :class:`LBFGS` holds its settings):
 3. *Optimiser.* L-BFGS with a zoom line search (``optax.lbfgs``), compiled with ``jax.jit``. A
    level ends when ``log L_T`` improves by less than ``ftol`` three iterations in a row (1000x
    looser on the coarse levels, which only seed the next), or after ``maxiter`` iterations.
-   When the value rises (a failed line search), L-BFGS restarts from the best point
-   (:func:`~optsched.solver.lbfgs.minimise`).
+   When the value rises (a failed line search) or is not finite, L-BFGS restarts from the best
+   point (:func:`~optsched.solver.lbfgs.minimise`).
 4. *Refinement.* Start at ``K = knots`` from the best tuned baseline, then double ``K``. The
    levels are nested, so each starts exactly from the previous optimum; refinement stops when
    the optimum moves by less than ``rtol`` or ``K`` reaches ``max_knots``. Joint controls start
