@@ -400,8 +400,9 @@ def _check_writable(target, inputs) -> None:
         raise UsageError(f"cannot write to {target}: {folder} is not a writable folder")
 
 
-def _named_schedule(spec):
-    """``--schedule``: a schedule file, or ``FAMILY:PEAK:STEPS`` (e.g. ``cosine:3e-4:24000``)."""
+def _named_schedule(spec, what: str = "--schedule "):
+    """``--schedule``: a schedule file, or ``FAMILY:PEAK:STEPS`` (e.g. ``cosine:3e-4:24000``);
+    ``what`` starts the error messages."""
     from .io import load
     from .solver.baselines import family
     from .solver.family_names import FAMILIES
@@ -413,15 +414,15 @@ def _named_schedule(spec):
     parts = str(spec).split(":")
     if len(parts) != 3 or parts[0] not in FAMILIES:
         raise UsageError(
-            f"--schedule {spec}: not a file, nor FAMILY:PEAK:STEPS with FAMILY one of "
+            f"{what}{spec}: not a file, nor FAMILY:PEAK:STEPS with FAMILY one of "
             + ", ".join(FAMILIES)
         )
     try:
         peak, steps = float(parts[1]), int(parts[2])
     except ValueError:
-        raise UsageError(f"--schedule {spec}: PEAK must be a number and STEPS an integer") from None
+        raise UsageError(f"{what}{spec}: PEAK must be a number and STEPS an integer") from None
     if not (math.isfinite(peak) and peak > 0 and steps >= 1):
-        raise UsageError(f"--schedule {spec}: PEAK must be positive and STEPS >= 1")
+        raise UsageError(f"{what}{spec}: PEAK must be positive and STEPS >= 1")
     return family(parts[0], peak, steps)
 
 
@@ -449,13 +450,19 @@ def _read_pilots(paths, loss, schedule_spec):
 
 
 def _predict_target(path, loss, schedule=None):
-    """``(schedule, steps, observed)`` of a RUN argument: a run file or a schedule file
-    (``schedule``: the rates of a run CSV without an ``lr`` column)."""
+    """``(schedule, steps, observed)`` of a RUN argument: a run file, a schedule file, or a
+    named schedule ``FAMILY:PEAK:STEPS`` (``schedule``: the rates of a run CSV without an ``lr``
+    column)."""
     from .io import READABLE, load
 
-    text_start = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore")
-    if any(fmt in text_start for fmt in READABLE):
-        sched = load(path).schedule
+    if not pathlib.Path(path).exists():
+        if ":" not in str(path):
+            raise UsageError(f"cannot read {path}: no such file")
+        sched = _named_schedule(path, what="")
+    else:
+        text_start = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore")
+        sched = load(path).schedule if any(fmt in text_start for fmt in READABLE) else None
+    if sched is not None:
         T = sched.horizon
         steps = np.unique(np.round(np.geomspace(1, T, 200)).astype(np.int64))
         return sched, steps, None
@@ -642,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="samples D = sum_t m_t (batch sizes within [1, 16 D/T])",
     )
     solve.add_argument("--out", required=True, help="schedule file to write (JSON)")
-    solve.add_argument("--quiet", action="store_true", help="no progress or summary")
+    solve.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     solve.set_defaults(func=cmd_solve)
 
     evaluate = sub.add_parser("evaluate", help="final loss of a schedule file, exact recursion")
@@ -710,12 +717,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fit runs whose loss rises (refused by default: usually a diverged run)",
     )
-    fit.add_argument("--quiet", action="store_true")
+    fit.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     fit.set_defaults(func=cmd_fit)
 
     predict = sub.add_parser("predict", help="a fitted model's loss curves for runs or schedules")
     _model_and_files(
-        predict, "runs", "RUN", "run files (predicted at their logged steps) or schedule files"
+        predict,
+        "runs",
+        "RUN",
+        "run files (predicted at their logged steps), schedule files, or named schedules "
+        "FAMILY:PEAK:STEPS (e.g. cosine:3e-4:24000)",
     )
     predict.add_argument(
         "--schedule",
@@ -736,7 +747,10 @@ def build_parser() -> argparse.ArgumentParser:
         "predicted final loss, with uncertainties",
     )
     _model_and_files(
-        ranker, "candidates", "CANDIDATE", "schedule files or run files (their schedules)"
+        ranker,
+        "candidates",
+        "CANDIDATE",
+        "schedule files, run files (their schedules), or named schedules FAMILY:PEAK:STEPS",
     )
     ranker.add_argument("--json", action="store_true", help="print one JSON object")
     ranker.set_defaults(func=cmd_rank)
@@ -770,7 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EXPERIMENT",
         help="run only these experiments (default: all)",
     )
-    rep.add_argument("--quiet", action="store_true", help="no progress or table")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress or table")
     rep.set_defaults(func=cmd_reproduce)
 
     phase = sub.add_parser("phase", help="phase and theory exponents for (a, b)")

@@ -435,3 +435,22 @@ def test_rank_orders_candidates_with_delta_method_uncertainty(fitted_convex, tmp
     best = str(files[ranked[0]])
     assert main(["rank", str(fitted_convex), best, best, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["p_first_beats_second"] == 0.5
+
+
+def test_predict_and_rank_read_named_schedules(fitted_convex, capsys):
+    model = load_model(fitted_convex)
+    names = ["cosine:3e-4:12000", "constant:3e-4:12000"]
+    capsys.readouterr()
+    assert main(["rank", str(fitted_convex), *names, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for r in out["ranking"]:
+        family, peak, steps = r["candidate"].split(":")
+        sched = o.family(family, float(peak), int(steps))
+        expected = float(model.predict(sched, [int(steps)])[0])
+        assert r["predicted_final_loss"] == pytest.approx(expected, rel=1e-10)
+    assert [r["candidate"] for r in out["ranking"]] == names  # the bound prefers the decay
+    assert main(["predict", str(fitted_convex), names[0], "--json"]) == 0
+    [pred] = json.loads(capsys.readouterr().out)
+    assert pred["final_step"] == 12000 and pred["observed_final_loss"] is None
+    assert main(["rank", str(fitted_convex), "cosin:3e-4:12000", names[0]]) == 2
+    assert "not a file, nor FAMILY:PEAK:STEPS" in capsys.readouterr().err
