@@ -59,7 +59,7 @@ def mpl_protocol(data: pathlib.Path, sizes, models) -> list[dict]:
     rows = []
     print(
         f"{'size':>5} {'model':>7} {'PredE':>9} {'pub':>9} {'WorstE':>9} {'pub':>9} "
-        f"{'R2':>7} {'fit s':>7}"
+        f"{'R2':>7} {'fit s':>7} {'rms':>10}"
     )
     for size in sizes:
         folder = data / "multipowerlaw" / f"csv_{size}"
@@ -74,7 +74,7 @@ def mpl_protocol(data: pathlib.Path, sizes, models) -> list[dict]:
             pub = PUBLISHED[str(size)]
             print(
                 f"{size:>5} {kind:>7} {pred_e:9.5f} {pub[0]:9.5f} {worst_e:9.5f} {pub[1]:9.5f} "
-                f"{r2:7.4f} {fit_s:7.1f}",
+                f"{r2:7.4f} {fit_s:7.1f} {_rms(model):10.6g}",
                 flush=True,
             )
             rows.append(
@@ -85,6 +85,7 @@ def mpl_protocol(data: pathlib.Path, sizes, models) -> list[dict]:
                     "WorstE": worst_e,
                     "R2": r2,
                     "fit_s": fit_s,
+                    "residual_rms": _rms(model),
                     "published": pub,
                     "per_run": dict(zip(TEST, errs.tolist(), strict=True)),
                 }
@@ -145,6 +146,11 @@ def runs_owt2(data: pathlib.Path, models) -> list[dict]:
     return rows
 
 
+def _rms(model) -> float:
+    """Root-mean-square residual of the fit (of the log loss; NaN for a model that has none)."""
+    return float(getattr(model, "residual_rms", float("nan")))
+
+
 def _by_horizon(runs: dict, prefix: str) -> list[str]:
     """The names in ``runs`` that start with ``prefix``, shortest run first."""
     return sorted((k for k in runs if k.startswith(prefix)), key=lambda k: runs[k].schedule.horizon)
@@ -170,7 +176,7 @@ def _predict_finals(kind, runs, fit_names, label) -> dict:
                 right += (oa < ob) == (pa < pb)
     print(
         f"{kind:>7}: mean |error| {err.mean():.4f}, worst {err.max():.4f}; pairs ordered "
-        f"right {right}/{pairs}; fit {fit_s:.1f} s",
+        f"right {right}/{pairs}; fit {fit_s:.1f} s (rms {_rms(model):.6g})",
         flush=True,
     )
     return {
@@ -182,6 +188,7 @@ def _predict_finals(kind, runs, fit_names, label) -> dict:
         "pairs_right": right,
         "pairs": pairs,
         "fit_s": fit_s,
+        "residual_rms": _rms(model),
         "final": final,
     }
 

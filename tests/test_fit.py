@@ -238,5 +238,70 @@ def test_side_by_side_raises_the_loops_first_error_and_drops_the_rest(monkeypatc
 
     with pytest.raises(ValueError, match="item 0"):
         _threads.map_on_cores(work, range(8))
-    assert sorted(started) == [0, 1, 2]  # two threads: 1 and 2 were running, 3..7 dropped
+    # two threads: 0 and 1 ran, 2 too if the freed thread took it before the cancellation
+    # (a race either way), 3..7 were dropped
+    assert {0, 1} <= set(started) <= {0, 1, 2}
     assert _threads.map_on_cores(lambda x: x * x, range(5)) == [0, 1, 4, 9, 16]
+
+
+def _two_exponentials(theta, data):
+    import jax.numpy as jnp
+
+    x, y = data
+    return theta[0] * jnp.exp(-theta[1] * x) + theta[2] * jnp.exp(-theta[3] * x) - y
+
+
+@pytest.mark.parametrize("polish", ["levenberg_marquardt", "dogleg"])
+def test_polishing_reaches_the_least_squares_optimum(polish):
+    """A sum of two exponentials (nearly degenerate rates: an ill-conditioned fit) polished from
+    one start by either solver, to convergence (no early stop): the cost equals SciPy's least
+    squares to 1e-10 relative (an independent reference), the parameters agree to 1e-6."""
+    from scipy.optimize import least_squares
+
+    from optsched.loss_models import fitting
+
+    x = np.linspace(0.0, 6.0, 80)
+    y = 2.0 * np.exp(-0.5 * x) + np.exp(-0.8 * x) + 1e-3 * np.sin(7.0 * x)
+    start = np.array([1.5, 0.4, 1.5, 1.2])
+    with o.float64():
+        theta, cost, J = fitting.least_squares_fit(
+            _two_exponentials, [start], (x, y), max_steps=400, chi2_tol=0.0, polish=polish
+        )
+    ref = least_squares(  # in NumPy, float64
+        lambda t: t[0] * np.exp(-t[1] * x) + t[2] * np.exp(-t[3] * x) - y,
+        start,
+        xtol=1e-15,
+        ftol=1e-15,
+        gtol=1e-15,
+    )
+    assert cost == pytest.approx(2.0 * ref.cost, rel=1e-10)  # SciPy's cost is half the sum
+    np.testing.assert_allclose(np.asarray(theta), ref.x, rtol=1e-6)
+    assert J.shape == (80, 4)
+
+
+def test_a_polishing_round_the_dogleg_fails_is_run_by_levenberg_marquardt(monkeypatch):
+    """Where the dogleg returns a non-finite cost, the round is redone by Levenberg-Marquardt:
+    the fit ends where Levenberg-Marquardt alone ends."""
+    from optsched.loss_models import fitting
+
+    x = np.linspace(0.0, 6.0, 80)
+    y = 2.0 * np.exp(-0.5 * x) + np.exp(-0.8 * x)
+    start = np.array([1.5, 0.4, 1.5, 1.2])
+    lm = fitting._lm
+    calls = []
+
+    def failing_dogleg(residuals, theta, data, steps, solver="levenberg_marquardt"):
+        calls.append(solver)
+        if solver == "dogleg":
+            return theta, float("nan"), False
+        return lm(residuals, theta, data, steps, solver)
+
+    with o.float64():
+        expected = lm(_two_exponentials, start, (x, y), 100)
+        monkeypatch.setattr(fitting, "_lm", failing_dogleg)
+        theta, cost, _ = fitting.least_squares_fit(
+            _two_exponentials, [start], (x, y), max_steps=100, polish="dogleg"
+        )
+    assert calls == ["dogleg", "levenberg_marquardt"]
+    np.testing.assert_array_equal(np.asarray(theta), np.asarray(expected[0]))
+    assert cost == expected[1]

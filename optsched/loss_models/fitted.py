@@ -426,8 +426,10 @@ def fit(
         if len(alive) == 1:
             break
     [best] = alive
+    # polished by the dogleg: on these fits it reaches the same or a lower sum of squares than
+    # Levenberg-Marquardt in fewer steps (least_squares_fit)
     theta, cost, J = least_squares_fit(
-        _residuals, [best], data_at(best), max_steps=max_steps, progress=progress
+        _residuals, [best], data_at(best), max_steps=max_steps, polish="dogleg", progress=progress
     )
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     a, b, sigma, s_lr, s_loss, floor = (float(v) for v in _natural(theta, y_min))
