@@ -427,14 +427,15 @@ def _named_schedule(spec, what: str = "--schedule "):
 
 
 def _read_run_file(path, loss, schedule):
-    """The run(s) of one RUN file; a CSV without an ``lr`` column takes its rates from
-    ``schedule`` (``--schedule``), a file that logs its rates keeps them."""
+    """The run(s) of one RUN file; a CSV without an ``lr`` column, or a W&B export without
+    ``train_lr``, takes its rates from ``schedule`` (``--schedule``), a file that logs its rates
+    keeps them."""
     from .runs import RunFileWarning, csv_columns, read_run
 
     if schedule is not None:
         head = pathlib.Path(path).read_bytes()[:4096].decode("utf-8-sig", "ignore").lstrip()
-        if head.startswith("{") or "lr" in csv_columns(head)[1]:
-            schedule = None  # a W&B export or a CSV with an lr column logs its rates
+        if not head.startswith("{") and "lr" in csv_columns(head)[1]:
+            schedule = None  # a CSV with an lr column logs its rates (an export: read_run)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RunFileWarning)
         runs = read_run(path, loss=loss, schedule=schedule)
@@ -709,8 +710,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedule",
         default=None,
         metavar="FILE|FAMILY:PEAK:STEPS",
-        help="the rates of run CSVs without an lr column: a schedule file, or a named schedule "
-        "such as cosine:3e-4:24000",
+        help="the rates of runs that log none (a CSV without lr, an export without train_lr): "
+        "a schedule file, or a named schedule such as cosine:3e-4:24000",
     )
     fit.add_argument(
         "--allow-rising",
@@ -732,7 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedule",
         default=None,
         metavar="FILE|FAMILY:PEAK:STEPS",
-        help="the rates of run CSVs without an lr column (as for fit)",
+        help="the rates of runs that log none (as for fit)",
     )
     predict.add_argument(
         "--json",

@@ -6,7 +6,7 @@ Accepted files (:func:`read_run`; :func:`read_runs` reads several):
   optional per row; or the multi-run form ``run,step,lr,loss``. Column names in any case,
   separated by commas, tabs or semicolons; a UTF-8 byte-order mark and blank lines are ignored.
   Without an ``lr`` column, a ``schedule=`` (a :class:`~optsched.Schedule` or a schedule file)
-  gives the rates.
+  gives the rates (so it does for a JSON export that logs no ``train_lr``).
 * **weights-and-biases JSON** exports with ``history.train.{iter, train_lr, train_loss}`` and
   ``history.val.{iter, val_loss}`` (``loss="val"``, the default when validation losses exist, or
   ``loss="train"``), and ``config.iterations`` (the horizon) when present. A ``null`` or ``NaN``
@@ -210,12 +210,19 @@ def _read_csv(path: pathlib.Path, text: str, schedule: Schedule | None) -> list[
     return runs
 
 
-def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
+def _read_wandb(
+    path: pathlib.Path, data: dict, loss: str | None, schedule: Schedule | None = None
+) -> PilotRun:
     history = data.get("history")
-    if not isinstance(history, dict) or not isinstance(history.get("train"), dict):
+    if not isinstance(history, dict) or not (
+        isinstance(history.get("train"), dict) or (schedule is not None and "val" in history)
+    ):
         raise RunFileError(f"{path}: not a weights-and-biases export (no history.train)")
-    train: dict = history["train"]
+    train: dict = history["train"] if isinstance(history.get("train"), dict) else {}
     val: dict = history["val"] if isinstance(history.get("val"), dict) else {}
+    logs_rates = isinstance(train.get("train_lr"), list) and len(train["train_lr"]) > 0
+    if schedule is not None and logs_rates:
+        schedule = None  # the export's own logged rates win
     if loss is None:  # validation losses when any was logged (not only nulls)
         logged = val.get("val_loss")
         logged = logged if isinstance(logged, list) else []
@@ -225,19 +232,25 @@ def _read_wandb(path: pathlib.Path, data: dict, loss: str | None) -> PilotRun:
         raise RunFileError(f"loss must be 'val' or 'train', got {loss!r}")
     source = val if loss == "val" else train
     key = "val_loss" if loss == "val" else "train_loss"
-    for table, name, field in (
-        (train, "history.train", "train_lr"),
-        (source, f"history.{loss}", key),
-    ):
+    tables = [(source, f"history.{loss}", key)]
+    if schedule is None:
+        tables.insert(0, (train, "history.train", "train_lr"))
+    for table, name, field in tables:
         for f in ("iter", field):
             if not isinstance(table.get(f), list) or not table[f]:
-                raise RunFileError(f"{path}: {name}.{f} is missing or empty")
-    lr_steps, lr = _logged(path, "history.train", train["iter"], train["train_lr"])
+                hint = " (or give the rates: schedule=, --schedule)" if field == "train_lr" else ""
+                raise RunFileError(f"{path}: {name}.{f} is missing or empty{hint}")
     steps, losses = _logged(path, f"history.{loss}", source["iter"], source[key])
     config: dict = data["config"] if isinstance(data.get("config"), dict) else {}
     horizon = config.get("iterations")
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
         raise RunFileError(f"{path}: config.iterations must be an integer, got {horizon!r}")
+    if schedule is not None:  # the rates of every step, from the named schedule
+        horizon = schedule.horizon
+        lr_steps = np.arange(horizon)
+        lr = np.asarray(schedule.lr_at(lr_steps), dtype=np.float64)
+    else:
+        lr_steps, lr = _logged(path, "history.train", train["iter"], train["train_lr"])
     warmup = config.get("warmup_steps")
     if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int)):
         raise RunFileError(f"{path}: config.warmup_steps must be an integer, got {warmup!r}")
@@ -303,7 +316,8 @@ def read_run(path, *, loss: str | None = None, schedule: Schedule | None = None)
     Args:
         path: the file.
         loss: for JSON exports, ``"val"`` or ``"train"`` (default: validation when logged).
-        schedule: the rates, for a CSV without an ``lr`` column.
+        schedule: the rates, for a CSV without an ``lr`` column or a JSON export without
+            ``history.train.train_lr`` (a file that logs its rates keeps them).
 
     Returns:
         A list of :class:`PilotRun` (one, except for a multi-run CSV).
@@ -317,7 +331,7 @@ def read_run(path, *, loss: str | None = None, schedule: Schedule | None = None)
             raise RunFileError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
         if not isinstance(data, dict):
             raise RunFileError(f"{path}: expected a JSON object")
-        return [_read_wandb(path, data, loss)]
+        return [_read_wandb(path, data, loss, schedule)]
     return _read_csv(path, text, schedule)
 
 

@@ -454,3 +454,29 @@ def test_predict_and_rank_read_named_schedules(fitted_convex, capsys):
     assert pred["final_step"] == 12000 and pred["observed_final_loss"] is None
     assert main(["rank", str(fitted_convex), "cosin:3e-4:12000", names[0]]) == 2
     assert "not a file, nor FAMILY:PEAK:STEPS" in capsys.readouterr().err
+
+
+def test_a_wandb_export_without_rates_takes_them_from_a_named_schedule(tmp_path, capsys):
+    steps = list(range(0, 41, 4))
+    history = {"val": {"iter": steps, "val_loss": [3.0 + 6.0 / (1 + s) ** 0.5 for s in steps]}}
+    path = _wandb(tmp_path, history=history)
+    with pytest.raises(RunFileError, match="no history.train"):
+        read_run(path)
+    history["train"] = {"iter": [10, 20], "train_loss": [5.0, 4.0]}
+    path = _wandb(tmp_path, history=history)
+    with pytest.raises(RunFileError, match=r"train_lr is missing or empty \(or give the rates"):
+        read_run(path)
+    sched = o.family("cosine", 1e-3, 40)
+    [run] = read_run(path, schedule=sched)
+    assert run.steps.tolist() == steps and run.schedule.horizon == 40
+    np.testing.assert_array_equal(run.schedule.lr, sched.lr_at(np.arange(40)))
+    # an export that logs its rates keeps them
+    (tmp_path / "logged").mkdir()
+    [logged] = read_run(_wandb(tmp_path / "logged"), schedule=sched)
+    assert float(logged.schedule.lr_at(39)) == pytest.approx(5e-4)
+    # the command line: --schedule, as for a CSV without an lr column
+    model = tmp_path / "m.json"
+    argv = ["fit", str(path), "--model", "convex", "--save-model", str(model), "-q"]
+    assert main(argv) == 2 and "--schedule" in capsys.readouterr().err
+    assert main([*argv, "--schedule", "cosine:1e-3:40"]) == 0
+    assert load_model(model).pilot_peaks == (1e-3, 1e-3)
