@@ -287,7 +287,7 @@ def test_a_polishing_round_the_dogleg_fails_is_run_by_levenberg_marquardt(monkey
     x = np.linspace(0.0, 6.0, 80)
     y = 2.0 * np.exp(-0.5 * x) + np.exp(-0.8 * x)
     start = np.array([1.5, 0.4, 1.5, 1.2])
-    lm = fitting._lm
+    lm = fitting._solve_steps
     calls = []
 
     def failing_dogleg(residuals, theta, data, steps, solver="levenberg_marquardt"):
@@ -298,10 +298,12 @@ def test_a_polishing_round_the_dogleg_fails_is_run_by_levenberg_marquardt(monkey
 
     with o.float64():
         expected = lm(_two_exponentials, start, (x, y), 100)
-        monkeypatch.setattr(fitting, "_lm", failing_dogleg)
+        monkeypatch.setattr(fitting, "_solve_steps", failing_dogleg)
         theta, cost, _ = fitting.least_squares_fit(
             _two_exponentials, [start], (x, y), max_steps=100, polish="dogleg"
         )
     assert calls == ["dogleg", "levenberg_marquardt"]
+    with pytest.raises(ValueError, match="polish must be one of"):
+        fitting.least_squares_fit(_two_exponentials, [start], (x, y), polish="newton")
     np.testing.assert_array_equal(np.asarray(theta), np.asarray(expected[0]))
     assert cost == expected[1]

@@ -70,7 +70,12 @@ def _jacobian(residuals: Callable, theta, data):
     return jax.jacfwd(residuals)(theta, data)
 
 
-def _lm(residuals: Callable, theta, data, steps: int, solver: str = "levenberg_marquardt"):
+SOLVERS = ("levenberg_marquardt", "dogleg")
+"""The least-squares solvers a fit can polish with (:func:`least_squares_fit`)."""
+
+
+def _solve_steps(residuals: Callable, theta, data, steps: int, solver: str = "levenberg_marquardt"):
+    """``steps`` steps of ``solver`` from ``theta``: ``(theta, cost, converged)``."""
     import optimistix as optx  # fits only: predictions from a saved model do not load it
 
     kind = {"levenberg_marquardt": optx.LevenbergMarquardt, "dogleg": optx.Dogleg}[solver]
@@ -95,7 +100,7 @@ def levenberg_marquardt(residuals: Callable, starts: Sequence, data, steps: int)
     (:func:`~optsched._threads.map_on_cores`). The results are those of running them one after
     another; a start that diverged has a non-finite cost.
     """
-    return map_on_cores(lambda theta0: _lm(residuals, theta0, data, steps), starts)
+    return map_on_cores(lambda theta0: _solve_steps(residuals, theta0, data, steps), starts)
 
 
 def least_squares_fit(
@@ -134,6 +139,8 @@ def least_squares_fit(
 
     Returns ``(theta, cost, jacobian)`` at the best optimum, or raises if every start diverged.
     """
+    if polish not in SOLVERS:
+        raise ValueError(f"polish must be one of {', '.join(SOLVERS)}, got {polish!r}")
     say = progress or (lambda message: None)
     n = jax.eval_shape(residuals, jnp.asarray(starts[0], dtype=float), data).shape[0]
     p = int(np.size(starts[0]))
@@ -160,9 +167,9 @@ def least_squares_fit(
     spent, chunk = scout, min(POLISH_CHUNK, max_steps)
     while not done and spent < max_steps:
         # whole rounds only: one compiled solver serves every round and every fit
-        new, new_cost, done = _lm(residuals, theta, data, chunk, polish)
+        new, new_cost, done = _solve_steps(residuals, theta, data, chunk, polish)
         if polish != "levenberg_marquardt" and not (math.isfinite(new_cost) and new_cost <= cost):
-            new, new_cost, done = _lm(residuals, theta, data, chunk)
+            new, new_cost, done = _solve_steps(residuals, theta, data, chunk)
         spent += chunk
         if not (math.isfinite(new_cost) and new_cost <= cost):
             break
