@@ -253,7 +253,10 @@ def cmd_export(args) -> int:
     if args.out is not None:
         _check_writable(args.out, [args.file])
     f = load(args.file)
-    text = to_csv(f) if args.format == "csv" else to_optax_source(f)
+    if args.warmup < 0 or args.warmup > f.schedule.horizon:
+        raise UsageError(f"--warmup must be 0 .. T = {f.schedule.horizon} steps, got {args.warmup}")
+    export = to_csv if args.format == "csv" else to_optax_source
+    text = export(f, warmup=args.warmup)
     if args.out is None:
         sys.stdout.write(text)
     else:
@@ -384,6 +387,12 @@ def cmd_fit(args) -> int:
             f"optimal schedule for T = {args.horizon} (lr <= {lr_max:g}): predicted loss "
             f"{solution.final_loss:.5g}; written to {args.out} (learning rates in your units)"
         )
+        warmup = max(int(r.warmup) for r in runs)
+        if 0 < warmup <= args.horizon:
+            print(
+                f"it starts at full rate; the pilots warmed up over {warmup} steps: "
+                f"optsched export {args.out} --format csv --warmup {warmup} adds that ramp"
+            )
     return 0
 
 
@@ -668,6 +677,14 @@ def build_parser() -> argparse.ArgumentParser:
         "defining lr_schedule(count)",
     )
     export.add_argument("--out", default=None, help="file to write (default: stdout)")
+    export.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="multiply the learning rate by the linear warm-up min(1, (t+1)/STEPS) (default 0: "
+        "the solved rates as they are)",
+    )
     export.set_defaults(func=cmd_export)
 
     fit = sub.add_parser(

@@ -12,6 +12,13 @@ for.
   budget after rounding, and the sample stream cut into batches of those sizes.
 * :func:`to_csv` and :func:`to_optax_source`: the schedule for frameworks outside Python-JAX.
 
+**Warm-up.** A solved schedule starts at its first knot's value: the models optimise the rates
+they are given, and the power-law model has no instability to warm up against. A real network
+usually needs a warm-up. ``warmup=W`` (``to_optax``, ``to_csv``, ``to_optax_source``;
+``optsched export --warmup W``) multiplies the learning rate by the linear ramp
+:math:`\min(1, (t + 1) / W)`, as the pilot runs of a fit usually did; the exported rates then
+differ from the solved ones over the first ``W`` steps, which the predicted loss did not include.
+
 EMA momentum and optax's trace
 ------------------------------
 The model's momentum is the EMA :math:`v_{t+1} = \beta_t v_t + (1-\beta_t) g_t`,
@@ -50,6 +57,7 @@ __all__ = [
     "to_optax",
     "to_optax_momentum",
     "to_optax_source",
+    "warmup_ramp",
 ]
 
 
@@ -78,8 +86,27 @@ def _check_total_steps(total_steps):
         raise ValueError(f"total_steps must be a positive integer, got {total_steps}")
 
 
+def _check_warmup(warmup) -> int:
+    if isinstance(warmup, bool) or int(warmup) != warmup or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative integer (steps), got {warmup}")
+    return int(warmup)
+
+
+def warmup_ramp(step, warmup: int):
+    r"""The warm-up factor :math:`\min(1, (t + 1) / W)` at ``step`` (1 everywhere for ``W = 0``),
+    in the caller's precision."""
+    step = jnp.asarray(step)
+    if warmup == 0:
+        return jnp.ones(step.shape)
+    return jnp.minimum(1.0, (step + 1) / warmup)
+
+
 def to_optax(
-    solution, *, peak_lr: float | None = None, total_steps: int | None = None
+    solution,
+    *,
+    peak_lr: float | None = None,
+    total_steps: int | None = None,
+    warmup: int = 0,
 ) -> optax.Schedule:
     r"""The learning-rate schedule as an ``optax.Schedule``: ``step -> eta_step``.
 
@@ -95,9 +122,12 @@ def to_optax(
             depends on the phase: in the easy phase theory says it scales as :math:`T^{-\xi}`, in
             the hard phase the optimum sits at the cap and only the anneal shrinks (as a fraction of
             ``T``). :func:`optsched.transfer` applies that rule, or re-solves.
+        warmup: multiply by the linear warm-up :math:`\min(1, (t + 1) / W)` over the first
+            ``warmup`` training steps (module docstring; 0: none).
     """
     sched = schedule_of(solution)
     _check_total_steps(total_steps)
+    warmup = _check_warmup(warmup)
     values = np.asarray(sched.lr, dtype=np.float64)  # read in the caller's precision
     if peak_lr is not None:
         if not (math.isfinite(peak_lr) and peak_lr > 0):
@@ -109,7 +139,8 @@ def to_optax(
     steps, horizon, interp = sched.steps, sched.horizon, sched.interpolation
 
     def schedule(count):
-        return expand(steps, values, _position(count, horizon, total_steps), interp)
+        value = expand(steps, values, _position(count, horizon, total_steps), interp)
+        return value if warmup == 0 else value * warmup_ramp(count, warmup)
 
     return schedule
 
@@ -214,14 +245,18 @@ def _problem_batch(solution) -> float:
 
 
 @with_float64
-def to_csv(solution) -> str:
+def to_csv(solution, *, warmup: int = 0) -> str:
     """The schedule at every step as CSV text with the header ``step,lr,momentum,batch``.
 
     ``momentum`` is the EMA :math:`\\beta_t` (0 without momentum) and ``batch`` the real-valued
     :math:`m_t` (the problem's batch size without a batch schedule). Values are written with 17
-    significant digits, so reading them back is exact.
+    significant digits, so reading them back is exact. ``warmup`` multiplies the learning rate by
+    the linear warm-up over that many steps (module docstring).
     """
+    warmup = _check_warmup(warmup)
     lr, beta, m = (np.asarray(x) for x in schedule_of(solution).per_step(_problem_batch(solution)))
+    if warmup:
+        lr = lr * np.minimum(1.0, (np.arange(lr.shape[0]) + 1) / warmup)
     out = _io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["step", "lr", "momentum", "batch"])
@@ -233,7 +268,7 @@ def to_csv(solution) -> str:
 _SOURCE = '''"""Learning-rate schedule exported by optsched {version} (format optsched.schedule/2).
 
 Horizon T = {horizon} steps, {interpolation!r} interpolation between {knots} knots; the value
-is held after the last knot. Use it as an optax schedule:
+is held after the last knot{warmup_note}. Use it as an optax schedule:
 
     optimizer = optax.sgd(learning_rate=lr_schedule)
 """
@@ -250,6 +285,18 @@ def lr_schedule(count):
 {body}
 '''
 
+_WARMUP = """
+
+WARMUP = {warmup}
+_solved = lr_schedule
+
+
+def lr_schedule(count):
+    \"\"\"The solved schedule times the linear warm-up min(1, (count + 1) / WARMUP).\"\"\"
+    count = jnp.asarray(count)
+    return _solved(count) * jnp.minimum(1.0, (count + 1) / WARMUP)
+"""
+
 _BODIES = {
     "linear": "    return jnp.interp(count.astype(LR.dtype), STEPS.astype(LR.dtype), LR)",
     "previous": (
@@ -260,14 +307,15 @@ _BODIES = {
 
 
 @with_float64
-def to_optax_source(solution) -> str:
+def to_optax_source(solution, *, warmup: int = 0) -> str:
     """A self-contained Python module defining ``lr_schedule(count)`` (needs only ``jax``).
 
     It applies the same expansion rule as :func:`to_optax`, written out, with the knot values
-    printed exactly (``repr`` of each float).
+    printed exactly (``repr`` of each float); ``warmup`` as in :func:`to_optax`.
     """
     from . import __version__
 
+    warmup = _check_warmup(warmup)
     sched = schedule_of(solution)
     if sched.momentum is not None:
         raise ValueError(
@@ -276,12 +324,14 @@ def to_optax_source(solution) -> str:
         )
     steps = "[" + ", ".join(str(int(s)) for s in np.asarray(sched.steps)) + "]"
     lr = "[" + ", ".join(repr(float(v)) for v in np.asarray(sched.lr)) + "]"
-    return _SOURCE.format(
+    source = _SOURCE.format(
         version=__version__,
         horizon=sched.horizon,
         interpolation=sched.interpolation,
         knots=len(sched.steps),
+        warmup_note=f", times a linear warm-up over {warmup} steps" if warmup else "",
         steps=steps,
         lr=lr,
         body=_BODIES[sched.interpolation],
     )
+    return source + (_WARMUP.format(warmup=warmup) if warmup else "")

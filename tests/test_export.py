@@ -233,3 +233,53 @@ def test_heavy_ball_export_is_optax_trace_exactly():
         w = w - eta[t] * tau
         ref.append(w)
     assert np.max(np.abs(_optax_sgd_iterates(*to_optax_momentum(sched), grads) - ref)) < 1e-10
+
+
+@pytest.mark.parametrize("interpolation", ["previous", "linear"])
+def test_a_warmup_multiplies_the_rate_by_a_linear_ramp_in_every_export(interpolation):
+    """``warmup=W``: the rate times min(1, (t+1)/W), the same in the optax schedule, the CSV and
+    the generated module (to 1e-14); the ramp ends at step W - 1; the momentum column is
+    untouched; W = 0 is the schedule itself."""
+    sched = _schedule(interpolation, momentum=True)
+    W = 20
+    t = jnp.arange(T + 3)
+    plain, warm = to_optax(sched)(t), to_optax(sched, warmup=W)(t)
+    ramp = np.minimum(1.0, (np.arange(T + 3) + 1) / W)
+    np.testing.assert_allclose(np.asarray(warm), np.asarray(plain) * ramp, rtol=1e-15)
+    assert float(warm[W - 1]) == float(plain[W - 1]) and float(warm[0]) < float(plain[0])
+    assert np.array_equal(np.asarray(to_optax(sched, warmup=0)(t)), np.asarray(plain))
+    rows = list(csv.DictReader(io.StringIO(to_csv(sched, warmup=W))))
+    lr, beta, _ = sched.per_step(1.0)
+    assert [float(r["lr"]) for r in rows] == (np.asarray(lr) * ramp[:T]).tolist()
+    assert [float(r["momentum"]) for r in rows] == np.asarray(beta).tolist()
+    namespace = {}
+    exec(to_optax_source(sched.replace(momentum=None), warmup=W), namespace)  # noqa: S102
+    np.testing.assert_allclose(
+        np.asarray(namespace["lr_schedule"](t)),
+        np.asarray(to_optax(sched.replace(momentum=None), warmup=W)(t)),
+        rtol=1e-14,
+    )
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="warmup must be a non-negative integer"):
+            to_optax(sched, warmup=bad)
+
+
+def test_cli_export_with_a_warmup(tmp_path, capsys):
+    path = tmp_path / "s.json"
+    path.write_text(
+        json.dumps(
+            {
+                "format": "optsched.schedule/2",
+                "horizon": 40,
+                "interpolation": "previous",
+                "steps": [0, 30, 39],
+                "lr": [0.4, 0.1, 0.1],
+            }
+        )
+    )
+    assert main(["export", str(path), "--format", "csv", "--warmup", "10"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    lr = np.where(np.arange(40) < 30, 0.4, 0.1) * np.minimum(1.0, (np.arange(40) + 1) / 10)
+    assert [float(r["lr"]) for r in rows] == lr.tolist()
+    assert main(["export", str(path), "--format", "csv", "--warmup", "41"]) == 2
+    assert "--warmup must be 0 .. T" in capsys.readouterr().err

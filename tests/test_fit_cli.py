@@ -42,6 +42,7 @@ def test_fit_writes_a_schedule_in_real_units_that_evaluate_reads(tmp_path, capsy
     write_runs(runs, truth, np.random.default_rng(1))
     out = tmp_path / "fit.json"
     assert main(["fit", str(runs), "--horizon", "600", "--out", str(out)]) == 0
+    assert "--warmup" not in capsys.readouterr().out  # the pilots did not warm up
     data = json.loads(out.read_text())
     assert data["horizon"] == 600 and max(data["lr"]) <= 1e-3 * (1 + 1e-12)
     assert data["lr_scale"] == pytest.approx(400.0, rel=0.05)
