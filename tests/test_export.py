@@ -191,6 +191,12 @@ def test_cli_export(tmp_path, capsys):
     assert main(["export", str(path), "--format", "optax-py", "--out", str(out)]) == 0
     assert "lr_schedule" in out.read_text()
     assert "written to" in capsys.readouterr().err
+    # with a warm-up over 2 steps: the first rate halved, the others as they were
+    assert main(["export", str(path), "--format", "csv", "--warmup", "2"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.2, 0.3, 0.2, 0.1, 0.0], abs=1e-15)
+    assert main(["export", str(path), "--format", "csv", "--warmup", "6"]) == 2
+    assert "--warmup must be 0 .. T = 5" in capsys.readouterr().err
     path.write_text("{")
     assert main(["export", str(path), "--format", "csv"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -262,24 +268,3 @@ def test_a_warmup_multiplies_the_rate_by_a_linear_ramp_in_every_export(interpola
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="warmup must be a non-negative integer"):
             to_optax(sched, warmup=bad)
-
-
-def test_cli_export_with_a_warmup(tmp_path, capsys):
-    path = tmp_path / "s.json"
-    path.write_text(
-        json.dumps(
-            {
-                "format": "optsched.schedule/2",
-                "horizon": 40,
-                "interpolation": "previous",
-                "steps": [0, 30, 39],
-                "lr": [0.4, 0.1, 0.1],
-            }
-        )
-    )
-    assert main(["export", str(path), "--format", "csv", "--warmup", "10"]) == 0
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    lr = np.where(np.arange(40) < 30, 0.4, 0.1) * np.minimum(1.0, (np.arange(40) + 1) / 10)
-    assert [float(r["lr"]) for r in rows] == lr.tolist()
-    assert main(["export", str(path), "--format", "csv", "--warmup", "41"]) == 2
-    assert "--warmup must be 0 .. T" in capsys.readouterr().err
