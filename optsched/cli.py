@@ -382,6 +382,9 @@ def cmd_fit(args) -> int:
     write_json(data, args.out)
     if show:
         sys.stderr.write("\r\033[K")
+    extrapolation = model.extrapolation(solution.schedule)
+    if extrapolation is not None:
+        print(f"warning: {args.out}: {extrapolation}", file=sys.stderr)
     if not args.quiet:
         print(
             f"optimal schedule for T = {args.horizon} (lr <= {lr_max:g}): predicted loss "

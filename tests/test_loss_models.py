@@ -87,6 +87,14 @@ def test_multi_power_law_fit_predicts_held_out_schedules():
     # the pilots all peak at 1e-3: another peak is flagged as an extrapolation
     assert fitted.pilot_peaks == (1e-3, 1e-3)
     assert "peaks at 0.0007" in fitted.extrapolation(o.family("linear", 7e-4, T))
+    # ... and so is a rise after the peak (the law was fitted on decays): a dip to 1e-5 for ten
+    # steps and back is flagged, a rise within 1% of the peak (logging noise) is not
+    lr = np.full(T, 1e-3)
+    lr[50:60] = 1e-5
+    dip = fitted.extrapolation(o.Schedule(np.arange(T), lr, horizon=T))
+    assert dip is not None and "rises again after its peak (first at step 60" in dip
+    lr[50:60] = 0.995e-3
+    assert fitted.extrapolation(o.Schedule(np.arange(T), lr, horizon=T)) is None
     # the law's defining pieces: a constant rate has no loss reduction term
     const = o.Schedule.constant(1e-3, T)
     p = truth.values()

@@ -65,6 +65,10 @@ __all__ = ["MultiPowerLaw", "fit_multi_power_law"]
 
 PARAMETERS = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
 
+RISE_TOLERANCE = 0.01
+"""A rise of the rate after the peak larger than this fraction of the peak makes a prediction of
+the multi-power law an extrapolation (:meth:`MultiPowerLaw.extrapolation`)."""
+
 
 class MultiPowerLaw(AbstractLossModel):
     """The multi-power law; rates are divided by ``lr_unit`` (the pilot runs' peak) first.
@@ -120,6 +124,30 @@ class MultiPowerLaw(AbstractLossModel):
         except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
             return _mpl_at(values, jnp.asarray(lr) / self.lr_unit, steps)
         return _at_concrete_rates(values, lr_np, steps_np)
+
+    def extrapolation(self, schedule) -> str | None:
+        """The base rule (a peak outside the pilots'), and a schedule whose rate rises again
+        after its peak by more than :data:`RISE_TOLERANCE` of the peak: the law describes a
+        warm-up followed by decays (its pilots' shape), a later rise is its guess (rises relax
+        by optsched's rule in the module docstring, which no pilot tested)."""
+        from .base import _in_units_of
+
+        why = super().extrapolation(schedule)
+        lr = np.asarray(_in_units_of(self, schedule).per_step(1.0)[0], dtype=np.float64)
+        if lr.size < 2 or not np.max(lr) > 0:
+            return why
+        peak = int(np.argmax(lr))
+        after = lr[peak:]
+        rise = after - np.minimum.accumulate(after)
+        if np.max(rise) <= RISE_TOLERANCE * lr[peak]:
+            return why
+        step = peak + int(np.argmax(rise > RISE_TOLERANCE * lr[peak]))
+        rises = (
+            f"the rate rises again after its peak (first at step {step}, by up to "
+            f"{np.max(rise) / lr[peak]:.0%} of the peak): the multi-power law was fitted on "
+            "warm-up then decay, so a rise is an extrapolation"
+        )
+        return rises if why is None else f"{why}; {rises}"
 
     def describe(self) -> dict:
         return {
