@@ -368,7 +368,9 @@ def cmd_fit(args) -> int:
     lr_max = args.lr_max or max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
     if show:
         show(f"solving T = {args.horizon}")
-    solution = solve(model, args.horizon, LearningRate(lr_max=lr_max), progress=show)
+    # the multi-power law knows decays only (its pilots warm up, then decay): search those
+    controls = LearningRate(lr_max=lr_max, decay_only=args.model == "mpl")
+    solution = solve(model, args.horizon, controls, progress=show)
     data = to_json(solution)  # the schedule in the runs' units
     data["diagnostics"]["fit"] = {
         "model": args.model,

@@ -146,3 +146,31 @@ def test_every_loss_model_solves_and_exports_through_the_same_calls(model):
 def test_convex_bound_refuses_meaningless_constants(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         ConvexBound(**kwargs)
+
+
+def test_decay_only_learning_rates_never_rise_and_solve_the_law_within_its_domain():
+    """``LearningRate(decay_only=True)``: any parameters give non-increasing block values under
+    the cap; a non-increasing schedule is recovered by ``initial`` (to its clipping); solved on
+    a multi-power law, the schedule never rises and is no worse than the best baseline."""
+    import jax.numpy as jnp
+
+    from optsched.schedule import Blocks
+
+    controls = o.LearningRate(lr_max=2.0, decay_only=True)
+    theta = jnp.asarray(np.random.default_rng(0).normal(0.0, 3.0, (1, 40)))
+    lr = np.asarray(controls.values(theta, Blocks(jnp.ones(40), jnp.arange(40)))["lr"])
+    assert np.all(np.diff(lr) <= 0) and np.all((lr > 0) & (lr <= 2.0))
+    steps = np.array([0, 10, 20, 30, 40, 50, 60, 70, 80, 99])
+    target = o.Schedule(
+        steps, np.array([2.0, 2.0, 1.5, 1.5, 1.0, 0.5, 0.5, 0.2, 0.1, 0.1]), horizon=100
+    )
+    theta = controls.initial(target, steps, 12, 1.0)
+    back = np.asarray(controls.values(theta, None)["lr"])[:10]
+    np.testing.assert_allclose(back, target.lr, rtol=2e-3)  # constant stretches start at 0.9999
+    truth = MultiPowerLaw(jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {})
+    sol = o.solve(
+        truth, T, o.LearningRate(lr_max=1e-3, decay_only=True), optimiser=o.LBFGS(max_knots=32)
+    )
+    assert np.all(np.diff(np.asarray(sol.schedule.lr)) <= 0)
+    assert sol.final_loss <= sol.best_baseline().final_loss * (1 + 1e-12)
+    assert truth.extrapolation(sol.schedule) is None

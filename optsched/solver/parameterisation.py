@@ -4,7 +4,8 @@ Each control set maps parameters :math:`\theta` (one row per control, one column
 block) to block values that respect every constraint exactly, and gives the objective
 :math:`\log L_T` through the matching dynamics:
 
-* :class:`LearningRate`: :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)`; plain SGD.
+* :class:`LearningRate`: :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)`; plain SGD (with
+  ``decay_only``, :math:`\eta_k = \eta_{max} \prod_{j \le k} \sigma(\theta_j)`: never rising).
 * :class:`LearningRateMomentum`: also :math:`\beta_k = \beta_{max}\,\sigma(\theta'_k)`, EMA or
   heavy-ball momentum.
 * :class:`LearningRateBatch`: also
@@ -119,15 +120,32 @@ class AbstractControls(eqx.Module):
 
 
 class LearningRate(AbstractControls):
-    """The learning rate alone, :math:`0 \\le \\eta \\le \\eta_{max}`; plain SGD."""
+    """The learning rate alone, :math:`0 \\le \\eta \\le \\eta_{max}`; plain SGD.
+
+    With ``decay_only`` the rate never rises from one block to the next:
+    :math:`\\eta_k = \\eta_{max} \\prod_{j \\le k} \\sigma(\\theta_j)`. A loss model fitted on runs
+    that warm up and then only decay (the multi-power law) has seen nothing else; searched
+    freely, its optimum can exploit what it never measured (a dip to zero and back).
+    """
 
     lr_max: float | None = None
+    decay_only: bool = eqx.field(static=True, default=False)
 
     def values(self, theta, blocks):
+        if self.decay_only:
+            return {"lr": self._cap() * jnp.exp(jnp.cumsum(jax.nn.log_sigmoid(theta[0])))}
         return {"lr": self._cap() * jax.nn.sigmoid(theta[0])}
 
     def initial(self, schedule, steps, pad, batch):
-        return jnp.asarray(self._lr_rows(1, schedule, steps, pad))
+        if not self.decay_only:
+            return jnp.asarray(self._lr_rows(1, schedule, steps, pad))
+        # the running minimum of the schedule (non-increasing), as ratios of consecutive blocks;
+        # a constant stretch starts just below saturation (ratio 0.9999), where it can still move
+        lr = np.asarray(schedule.lr_at(steps), dtype=np.float64) / float(self._cap())
+        lr = np.minimum.accumulate(np.clip(lr, 1e-12, 1.0))
+        theta = np.zeros((1, pad))
+        theta[0, : len(steps)] = _logit(np.concatenate([lr[:1], lr[1:] / lr[:-1]]), hi=0.9999)
+        return jnp.asarray(theta)
 
 
 class LearningRateMomentum(AbstractControls):

@@ -411,7 +411,9 @@ def solve(
         histories=[history],
         interpolation=interpolation,
     )
-    lr_only = LearningRate(lr_max=lr_max).with_lr_max(lr_max)
+    # the learning rate first (as given, or plain before the other controls are added)
+    lr_only = controls if isinstance(controls, LearningRate) else LearningRate(lr_max=lr_max)
+    lr_only = lr_only.with_lr_max(lr_max)
     [sched] = _refine(
         [lr_only], [best.schedule], [levels], [horizon], [objective], [batch], **refine
     )
