@@ -384,9 +384,7 @@ def cmd_fit(args) -> int:
     write_json(data, args.out)
     if show:
         sys.stderr.write("\r\033[K")
-    extrapolation = model.extrapolation(solution.schedule)
-    if extrapolation is not None:
-        print(f"warning: {args.out}: {extrapolation}", file=sys.stderr)
+    _warn_extrapolation(model, solution.schedule, args.out)
     if not args.quiet:
         print(
             f"optimal schedule for T = {args.horizon} (lr <= {lr_max:g}): predicted loss "
@@ -488,6 +486,15 @@ def _predict_target(path, loss, schedule=None):
     return run.schedule, run.steps, run.loss
 
 
+def _warn_extrapolation(model, schedule, label) -> str | None:
+    """Why ``model``'s prediction of ``schedule`` extrapolates (``None`` if it does not), said
+    on stderr as a warning about ``label``."""
+    extrapolation = model.extrapolation(schedule)
+    if extrapolation is not None:
+        print(f"warning: {label}: {extrapolation}", file=sys.stderr)
+    return extrapolation
+
+
 def _finite_or_none(values) -> list:
     return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
 
@@ -505,9 +512,7 @@ def cmd_predict(args) -> int:
     for path, (sched, steps, observed), predicted in zip(
         args.runs, targets, predictions, strict=True
     ):
-        extrapolation = model.extrapolation(sched)
-        if extrapolation is not None:
-            print(f"warning: {path}: {extrapolation}", file=sys.stderr)
+        extrapolation = _warn_extrapolation(model, sched, path)
         out.append(
             {
                 "run": path,
@@ -541,9 +546,7 @@ def cmd_rank(args) -> int:
     model = load_model(args.model)
     candidates = [(path, _predict_target(path, args.loss)[0]) for path in args.candidates]
     for path, sched in candidates:
-        extrapolation = model.extrapolation(sched)
-        if extrapolation is not None:
-            print(f"warning: {path}: {extrapolation}", file=sys.stderr)
+        _warn_extrapolation(model, sched, path)
     result = rank(model, candidates)
     if args.json:
         print(json.dumps(result, allow_nan=False))

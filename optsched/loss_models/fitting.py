@@ -70,15 +70,16 @@ def _jacobian(residuals: Callable, theta, data):
     return jax.jacfwd(residuals)(theta, data)
 
 
-SOLVERS = ("levenberg_marquardt", "dogleg")
-"""The least-squares solvers a fit can polish with (:func:`least_squares_fit`)."""
+SOLVERS = {"levenberg_marquardt": "LevenbergMarquardt", "dogleg": "Dogleg"}
+"""The least-squares solvers a fit can polish with (:func:`least_squares_fit`): name ->
+``optimistix`` class."""
 
 
 def _solve_steps(residuals: Callable, theta, data, steps: int, solver: str = "levenberg_marquardt"):
     """``steps`` steps of ``solver`` from ``theta``: ``(theta, cost, converged)``."""
     import optimistix as optx  # fits only: predictions from a saved model do not load it
 
-    kind = {"levenberg_marquardt": optx.LevenbergMarquardt, "dogleg": optx.Dogleg}[solver]
+    kind = getattr(optx, SOLVERS[solver])
     sol = optx.least_squares(
         dense_jacobian(residuals),
         kind(rtol=1e-10, atol=1e-10),

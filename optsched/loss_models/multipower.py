@@ -50,7 +50,7 @@ import numpy as np
 from jax.core import Tracer
 
 from .._precision import with_float64
-from .base import AbstractLossModel
+from .base import AbstractLossModel, _in_units_of
 from .fitting import (
     covariance,
     group_labels,
@@ -130,8 +130,6 @@ class MultiPowerLaw(AbstractLossModel):
         after its peak by more than :data:`RISE_TOLERANCE` of the peak: the law describes a
         warm-up followed by decays (its pilots' shape), a later rise is its guess (rises relax
         by optsched's rule in the module docstring, which no pilot tested)."""
-        from .base import _in_units_of
-
         why = super().extrapolation(schedule)
         lr = np.asarray(_in_units_of(self, schedule).per_step(1.0)[0], dtype=np.float64)
         if lr.size < 2 or not np.max(lr) > 0:
