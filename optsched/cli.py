@@ -323,6 +323,18 @@ def _fit_model(kind: str, runs, allow_rising: bool = False, progress=None):
     return fitter(runs, allow_rising=allow_rising, progress=progress)
 
 
+def _solve_floor(lr_min: float | None, model, lr_max: float) -> float:
+    """The solved schedule's lowest rate: ``--lr-min``, else the pilots' lowest rate after
+    their peaks for a model that records it (the multi-power law: below it, its drop term was
+    never measured), else 0."""
+    if lr_min is not None:
+        if not lr_min < lr_max:
+            raise UsageError(f"--lr-min {lr_min:g} must be below the rate cap {lr_max:g}")
+        return lr_min
+    floor = getattr(model, "pilot_floor", None)
+    return float(floor) if floor is not None and floor < lr_max else 0.0
+
+
 def cmd_fit(args) -> int:
     from .io import to_json, write_json
     from .loss_models.store import save_model
@@ -337,6 +349,8 @@ def cmd_fit(args) -> int:
         raise UsageError("--horizon T and --out schedule.json go together")
     if args.horizon is not None and args.horizon < 1:
         raise UsageError(f"horizon must be >= 1, got {args.horizon}")
+    if args.lr_min is not None and not (math.isfinite(args.lr_min) and args.lr_min >= 0):
+        raise UsageError(f"--lr-min must be a rate >= 0, got {args.lr_min:g}")
     for target in (args.out, args.save_model):
         if target is not None:
             _check_writable(target, args.runs)
@@ -368,8 +382,9 @@ def cmd_fit(args) -> int:
     lr_max = args.lr_max or max(float(np.max(np.asarray(r.schedule.lr))) for r in runs)
     if show:
         show(f"solving T = {args.horizon}")
+    lr_min = _solve_floor(args.lr_min, model, lr_max)
     # the multi-power law knows decays only (its pilots warm up, then decay): search those
-    controls = LearningRate(lr_max=lr_max, decay_only=args.model == "mpl")
+    controls = LearningRate(lr_max=lr_max, decay_only=args.model == "mpl", lr_min=lr_min)
     solution = solve(model, args.horizon, controls, progress=show)
     data = to_json(solution)  # the schedule in the runs' units
     data["diagnostics"]["fit"] = {
@@ -379,6 +394,7 @@ def cmd_fit(args) -> int:
         "residual_rms_log_loss": getattr(model, "residual_rms", None),
         "runs": len(runs),
         "lr_max": lr_max,
+        "lr_min": lr_min,
         "time_s": fit_s,
     }
     write_json(data, args.out)
@@ -387,7 +403,9 @@ def cmd_fit(args) -> int:
     _warn_extrapolation(model, solution.schedule, args.out)
     if not args.quiet:
         print(
-            f"optimal schedule for T = {args.horizon} (lr <= {lr_max:g}): predicted loss "
+            f"optimal schedule for T = {args.horizon} ("
+            + (f"{lr_min:g} <= " if lr_min > 0 else "")
+            + f"lr <= {lr_max:g}): predicted loss "
             f"{solution.final_loss:.5g}; written to {args.out} (learning rates in your units)"
         )
         warmup = max(int(r.warmup) for r in runs)
@@ -729,6 +747,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="learning-rate cap in your units (default: the runs' largest rate)",
+    )
+    fit.add_argument(
+        "--lr-min",
+        type=float,
+        default=None,
+        help="lowest rate of the solved schedule (default: 0; for --model mpl the pilots' "
+        "lowest rate after their peaks, where the law was measured)",
     )
     fit.add_argument("--out", default=None, help="schedule file to write (JSON), with --horizon")
     fit.add_argument(

@@ -229,6 +229,12 @@ CASES = [
     ("fit model over its input", ["fit", "{run}", "--save-model", "{run}"], 2, "input"),
     ("fit nothing to write", ["fit", "{run}"], 2, ""),
     ("fit horizon without out", ["fit", "{run}", "--horizon", "500"], 2, "out"),
+    (
+        "fit negative floor",
+        ["fit", "{run}", "--horizon", "500", "--out", "{dir}/o.json", "--lr-min", "-1e-4"],
+        2,
+        "--lr-min",
+    ),
     # predict / rank: model files
     ("predict missing model", ["predict", "{dir}/absent.json", "{run}"], 2, "absent"),
     ("max-peak missing model", ["max-peak", "{dir}/absent.json"], 2, "absent"),

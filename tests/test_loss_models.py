@@ -85,7 +85,7 @@ def test_multi_power_law_fit_predicts_held_out_schedules():
         assert fitted.extrapolation(sched) is None
         assert fitted.predict(sched)[-1] == pytest.approx(truth.predict(sched)[-1], rel=0.01)
     # the pilots all peak at 1e-3: another peak is flagged as an extrapolation
-    assert fitted.pilot_peaks == (1e-3, 1e-3)
+    assert fitted.pilot_peaks == (1e-3, 1e-3) and fitted.pilot_floor == 0.0  # WSD ends at 0
     assert "peaks at 0.0007" in fitted.extrapolation(o.family("linear", 7e-4, T))
     # ... and so is a rise after the peak (the law was fitted on decays): a dip to 1e-5 for ten
     # steps and back is flagged, a rise within 1% of the peak (logging noise) is not
@@ -148,18 +148,30 @@ def test_convex_bound_refuses_meaningless_constants(kwargs, needle):
         ConvexBound(**kwargs)
 
 
-def test_decay_only_learning_rates_never_rise_and_solve_the_law_within_its_domain():
-    """``LearningRate(decay_only=True)``: any parameters give non-increasing block values under
-    the cap; a non-increasing schedule is recovered by ``initial`` (to its clipping); solved on
-    a multi-power law, the schedule never rises and is no worse than the best baseline."""
+def test_decay_only_learning_rates_never_rise_and_solve_the_law_within_its_domain(tmp_path):
+    """``LearningRate(decay_only=True, lr_min=...)``: any parameters give non-increasing block
+    values between the floor and the cap; a non-increasing schedule is recovered by
+    ``initial`` (to its clipping); solved on a multi-power law with the pilots' floor, the
+    schedule never rises nor leaves the floor, the baselines decay to the floor with the
+    losses the law gives them, and the result is no worse than the best of them."""
     import jax.numpy as jnp
 
+    from optsched.loss_models.store import load_model, save_model
     from optsched.schedule import Blocks
 
-    controls = o.LearningRate(lr_max=2.0, decay_only=True)
     theta = jnp.asarray(np.random.default_rng(0).normal(0.0, 3.0, (1, 40)))
-    lr = np.asarray(controls.values(theta, Blocks(jnp.ones(40), jnp.arange(40)))["lr"])
-    assert np.all(np.diff(lr) <= 0) and np.all((lr > 0) & (lr <= 2.0))
+    blocks = Blocks(jnp.ones(40), jnp.arange(40))
+    for floor in (0.0, 0.3):
+        controls = o.LearningRate(lr_max=2.0, decay_only=True, lr_min=floor)
+        lr = np.asarray(controls.values(theta, blocks)["lr"])
+        assert np.all(np.diff(lr) <= 0) and np.all((lr >= floor) & (lr <= 2.0))
+        free = np.asarray(o.LearningRate(lr_max=2.0, lr_min=floor).values(theta, blocks)["lr"])
+        assert np.all((free >= floor) & (free <= 2.0)) and np.any(np.diff(free) > 0)
+    with pytest.raises(ValueError, match="lr_min"):
+        o.LearningRate(lr_max=1.0, lr_min=1.0)
+    with pytest.raises(ValueError, match="lr_min"):
+        o.LearningRate(lr_min=-0.1)
+    controls = o.LearningRate(lr_max=2.0, decay_only=True)
     steps = np.array([0, 10, 20, 30, 40, 50, 60, 70, 80, 99])
     target = o.Schedule(
         steps, np.array([2.0, 2.0, 1.5, 1.5, 1.0, 0.5, 0.5, 0.2, 0.1, 0.1]), horizon=100
@@ -167,10 +179,23 @@ def test_decay_only_learning_rates_never_rise_and_solve_the_law_within_its_domai
     theta = controls.initial(target, steps, 12, 1.0)
     back = np.asarray(controls.values(theta, None)["lr"])[:10]
     np.testing.assert_allclose(back, target.lr, rtol=2e-3)  # constant stretches start at 0.9999
-    truth = MultiPowerLaw(jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {})
-    sol = o.solve(
-        truth, T, o.LearningRate(lr_max=1e-3, decay_only=True), optimiser=o.LBFGS(max_knots=32)
+    floor = 2e-4
+    truth = MultiPowerLaw(
+        jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {}, pilot_floor=floor
     )
-    assert np.all(np.diff(np.asarray(sol.schedule.lr)) <= 0)
+    save_model(truth, tmp_path / "m.json")
+    assert load_model(tmp_path / "m.json").pilot_floor == floor
+    # below the pilots' lowest rate the law was not measured: flagged
+    why = truth.extrapolation(o.family("cosine", 1e-3, T))
+    assert why is not None and "below the pilots' lowest rate 0.0002" in why
+    assert truth.extrapolation(o.family("cosine", 1e-3, T, lr_min=floor)) is None
+    controls = o.LearningRate(lr_max=1e-3, decay_only=True, lr_min=floor)
+    sol = o.solve(truth, T, controls, optimiser=o.LBFGS(max_knots=32))
+    lr = np.asarray(sol.schedule.lr)
+    assert np.all(np.diff(lr) <= 0) and lr.min() >= floor * (1 - 1e-12)
     assert sol.final_loss <= sol.best_baseline().final_loss * (1 + 1e-12)
     assert truth.extrapolation(sol.schedule) is None
+    for base in sol.baselines.values():
+        assert np.min(base.schedule.lr) >= floor * (1 - 1e-12)
+        assert float(truth.predict(base.schedule)[-1]) == pytest.approx(base.final_loss, rel=1e-9)
+    assert sol.baselines["cosine"].schedule.lr[-1] == pytest.approx(floor, rel=1e-12)

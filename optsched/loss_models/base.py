@@ -49,21 +49,25 @@ class AbstractObjective(eqx.Module):
     def knot_losses(self, schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
         """``(steps, losses)``: the predicted loss at step 0, the knots after it, and ``T``."""
 
-    def baseline_final_losses(self, shapes: np.ndarray, peaks: np.ndarray) -> np.ndarray:
-        """Final losses of the per-step rates ``peaks[v, p] * shapes[v, t]``, shape ``(V, P)``;
-        a diverged or non-finite run gives ``inf``. Default: one vectorised call of
-        :meth:`final_loss` on one-step blocks."""
+    def baseline_final_losses(
+        self, shapes: np.ndarray, peaks: np.ndarray, lr_min: float = 0.0
+    ) -> np.ndarray:
+        """Final losses of the per-step rates
+        ``lr_min + (peaks[v, p] - lr_min) * shapes[v, t]``, shape ``(V, P)``; a diverged or
+        non-finite run gives ``inf``. Default: one vectorised call of :meth:`final_loss` on
+        one-step blocks."""
         shapes = np.asarray(shapes, dtype=np.float64)
         T = shapes.shape[1]
         blocks = Blocks(jnp.ones(T), jnp.arange(T))
-        out = np.asarray(_vmapped_final(self, jnp.asarray(shapes), jnp.asarray(peaks), blocks))
+        out = _vmapped_final(self, jnp.asarray(shapes), jnp.asarray(peaks), lr_min, blocks)
+        out = np.asarray(out)
         return np.where(np.isfinite(out), out, np.inf)
 
 
 @eqx.filter_jit
-def _vmapped_final(objective, shapes, peaks, blocks):
+def _vmapped_final(objective, shapes, peaks, lr_min, blocks):
     def one(shape, peak):
-        return objective.final_loss({"lr": peak * shape}, blocks)
+        return objective.final_loss({"lr": lr_min + (peak - lr_min) * shape}, blocks)
 
     return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(shapes, peaks)
 

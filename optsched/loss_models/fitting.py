@@ -21,6 +21,7 @@ __all__ = [
     "levenberg_marquardt",
     "pad_to_bucket",
     "pilot_arrays",
+    "pilot_floor",
     "pilot_peaks",
     "standard_errors",
 ]
@@ -264,6 +265,16 @@ def pilot_peaks(runs) -> tuple[float, float]:
     which a fitted model has seen how the loss depends on the peak."""
     peaks = [float(np.max(np.asarray(r.schedule.lr))) for r in runs]
     return min(peaks), max(peaks)
+
+
+def pilot_floor(runs) -> float:
+    """The lowest learning rate any pilot run used after its peak (real units): below it, a
+    model fitted to them has not seen how the loss responds to the rate."""
+    floors = []
+    for r in runs:
+        lr = np.asarray(r.schedule.per_step(1.0)[0], dtype=np.float64)
+        floors.append(float(np.min(lr[int(np.argmax(lr)) :])))
+    return min(floors)
 
 
 def standard_errors(cov, names) -> dict[str, float]:

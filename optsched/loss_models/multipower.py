@@ -57,6 +57,7 @@ from .fitting import (
     least_squares_fit,
     pad_to_bucket,
     pilot_arrays,
+    pilot_floor,
     pilot_peaks,
     standard_errors,
 )
@@ -78,6 +79,8 @@ class MultiPowerLaw(AbstractLossModel):
         lr_unit: the learning rate that counts as 1.
         stderr: standard errors of :data:`PARAMETERS` (empty when not fitted).
         pilot_peaks: the pilot runs' lowest and highest peak rate (real units), when fitted.
+        pilot_floor: the lowest rate any pilot used after its peak (real units), when fitted:
+            the law's drop term was measured down to it (:meth:`extrapolation`).
         residual_rms: root-mean-square residual of the log loss at the fit.
     """
 
@@ -87,6 +90,7 @@ class MultiPowerLaw(AbstractLossModel):
     residual_rms: float = float("nan")
     covariance: np.ndarray | None = None
     pilot_peaks: tuple[float, float] | None = eqx.field(static=True, default=None)
+    pilot_floor: float | None = eqx.field(static=True, default=None)
 
     @property
     def lr_scale(self) -> float:
@@ -126,26 +130,39 @@ class MultiPowerLaw(AbstractLossModel):
         return _at_concrete_rates(values, lr_np, steps_np)
 
     def extrapolation(self, schedule) -> str | None:
-        """The base rule (a peak outside the pilots'), and a schedule whose rate rises again
-        after its peak by more than :data:`RISE_TOLERANCE` of the peak: the law describes a
-        warm-up followed by decays (its pilots' shape), a later rise is its guess (rises relax
-        by optsched's rule in the module docstring, which no pilot tested)."""
-        why = super().extrapolation(schedule)
+        """The base rule (a peak outside the pilots'), and two of the law's own:
+
+        * a rate that rises again after its peak by more than :data:`RISE_TOLERANCE` of the
+          peak: the law describes a warm-up followed by decays (its pilots' shape), a later rise
+          is its guess (rises relax by optsched's rule in the module docstring, which no pilot
+          tested);
+        * a rate after the peak below the pilots' lowest (``pilot_floor``, 2% margin): the
+          relaxation :math:`G(\eta_k^{-\gamma} S_k)` of a drop grows without bound as the rate
+          goes to 0, so the law credits a drop towards zero at once, which no pilot measured.
+        """
+        reasons = [super().extrapolation(schedule)]
         lr = np.asarray(_in_units_of(self, schedule).per_step(1.0)[0], dtype=np.float64)
-        if lr.size < 2 or not np.max(lr) > 0:
-            return why
-        peak = int(np.argmax(lr))
-        after = lr[peak:]
-        rise = after - np.minimum.accumulate(after)
-        if np.max(rise) <= RISE_TOLERANCE * lr[peak]:
-            return why
-        step = peak + int(np.argmax(rise > RISE_TOLERANCE * lr[peak]))
-        rises = (
-            f"the rate rises again after its peak (first at step {step}, by up to "
-            f"{np.max(rise) / lr[peak]:.0%} of the peak): the multi-power law was fitted on "
-            "warm-up then decay, so a rise is an extrapolation"
-        )
-        return rises if why is None else f"{why}; {rises}"
+        if lr.size >= 2 and np.max(lr) > 0:
+            peak = int(np.argmax(lr))
+            after = lr[peak:]
+            rise = after - np.minimum.accumulate(after)
+            if np.max(rise) > RISE_TOLERANCE * lr[peak]:
+                step = peak + int(np.argmax(rise > RISE_TOLERANCE * lr[peak]))
+                reasons.append(
+                    f"the rate rises again after its peak (first at step {step}, by up to "
+                    f"{np.max(rise) / lr[peak]:.0%} of the peak): the multi-power law was fitted "
+                    "on warm-up then decay, so a rise is an extrapolation"
+                )
+            floor = self.pilot_floor
+            if floor is not None and np.min(after) < 0.98 * floor:
+                step = peak + int(np.argmax(after < 0.98 * floor))
+                reasons.append(
+                    f"the rate falls below the pilots' lowest rate {floor:.3g} (from step "
+                    f"{step}, down to {np.min(after):.3g}): the law's drop term was not measured "
+                    "there and credits a drop towards zero at once"
+                )
+        reasons = [r for r in reasons if r is not None]
+        return "; ".join(reasons) if reasons else None
 
     def describe(self) -> dict:
         return {
@@ -389,4 +406,5 @@ def fit_multi_power_law(
         math.sqrt(cost / J.shape[0]),
         covariance=cov,
         pilot_peaks=pilot_peaks(runs),
+        pilot_floor=pilot_floor(runs),
     )

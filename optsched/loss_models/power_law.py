@@ -115,11 +115,14 @@ class PowerLawObjective(AbstractObjective):
         return steps, self._observed(losses)
 
     @with_float64
-    def baseline_final_losses(self, shapes, peaks):
+    def baseline_final_losses(self, shapes, peaks, lr_min=0.0):
         # the glue in NumPy: every call has new shapes, and eager JAX would compile each op
         shapes = np.asarray(shapes, dtype=float)
         peaks = float(self.lr_scale) * np.asarray(peaks, dtype=float)
-        losses = _tiled(lambda s, p: _peak_scan(self.spec, s, p, self.batch), shapes, peaks)
+        floor = float(self.lr_scale) * float(lr_min)
+        losses = _tiled(
+            lambda s, p: _peak_scan(self.spec, s, p, floor, self.batch), shapes, peaks
+        )
         start, noise = float(self.spec.initial_loss()), float(self.spec.noise)
         bad = blown_up(losses, start, noise, xp=np)
         return np.where(bad, np.inf, self._observed(losses))
@@ -147,14 +150,14 @@ def _tiled(scan, shapes: np.ndarray, peaks: np.ndarray) -> np.ndarray:
 
 
 @jax.jit
-def _peak_scan(spec, shapes_tv, peaks, batch):
-    """Final losses of ``lr_t = peaks[v, p] * shapes[v, t]`` for every ``(v, p)``, in one scan
-    over ``t`` (memory ``V * P * n``, never ``V * P * T``)."""
+def _peak_scan(spec, shapes_tv, peaks, floor, batch):
+    """Final losses of ``lr_t = floor + (peaks[v, p] - floor) * shapes[v, t]`` for every
+    ``(v, p)``, in one scan over ``t`` (memory ``V * P * n``, never ``V * P * T``)."""
     step = jax.vmap(jax.vmap(sgd_step, in_axes=(None, 0, 0, None)), in_axes=(None, 0, 0, None))
     c0 = jnp.broadcast_to(spec.target, peaks.shape + spec.target.shape)
 
     def body(c, shape_v):
-        return step(spec, c, peaks * shape_v[:, None], batch), None
+        return step(spec, c, floor + (peaks - floor) * shape_v[:, None], batch), None
 
     c, _ = jax.lax.scan(body, c0, shapes_tv)
     return spec.loss(c)

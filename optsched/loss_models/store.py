@@ -39,7 +39,8 @@ def model_to_json(model: AbstractLossModel) -> dict:
             "covariance": _matrix(model.covariance),
             "lr_unit": model.lr_unit,
             "stderr": model.stderr,
-            "residual_rms": model.residual_rms,
+            "residual_rms": _finite_or_none(model.residual_rms),
+            "pilot_floor": model.pilot_floor,
         }
     elif isinstance(model, ConvexBound):
         body = {
@@ -58,7 +59,7 @@ def model_to_json(model: AbstractLossModel) -> dict:
             "loss_floor": model.loss_floor,
             "stderr": model.stderr,
             "covariance": np.asarray(model.covariance).tolist(),
-            "residual_rms": model.residual_rms,
+            "residual_rms": _finite_or_none(model.residual_rms),
             "max_time": model.max_time,
         }
     else:
@@ -91,6 +92,15 @@ def load_model(path) -> AbstractLossModel:
         raise ModelFileError(f"{path}: {type(err).__name__}: {err}") from None
 
 
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: an unknown number (a model built by hand, not fitted) is written null."""
+    return float(value) if math.isfinite(float(value)) else None
+
+
+def _float_or_nan(value) -> float:
+    return math.nan if value is None else float(value)
+
+
 def _matrix(value) -> list | None:
     return None if value is None else np.asarray(value, dtype=np.float64).tolist()
 
@@ -115,6 +125,16 @@ def _read_peaks(data: dict) -> tuple[float, float] | None:
     return float(peaks[0]), float(peaks[1])
 
 
+def _read_floor(data: dict) -> float | None:
+    value = data.get("pilot_floor")
+    if value is None:  # files written before it was recorded
+        return None
+    floor = float(value)
+    if not (math.isfinite(floor) and floor >= 0):
+        raise ValueError(f"pilot_floor must be a rate >= 0, got {value!r}")
+    return floor
+
+
 def _positive(data: dict, key: str) -> float:
     value = float(data[key])
     if not (math.isfinite(value) and value > 0):
@@ -132,9 +152,10 @@ def _model(data: dict) -> AbstractLossModel:
             params,
             _positive(data, "lr_unit"),
             dict(data.get("stderr") or {}),
-            float(data.get("residual_rms", math.nan)),
+            _float_or_nan(data.get("residual_rms")),
             covariance=_read_matrix(data, 7),
             pilot_peaks=_read_peaks(data),
+            pilot_floor=_read_floor(data),
         )
     if kind == "ConvexBound":
         return ConvexBound(
@@ -154,7 +175,7 @@ def _model(data: dict) -> AbstractLossModel:
             float(data["loss_floor"]),
             dict(data.get("stderr") or {}),
             np.asarray(data.get("covariance", np.zeros((6, 6)))),
-            float(data.get("residual_rms", math.nan)),
+            _float_or_nan(data.get("residual_rms")),
             max_time=float(data.get("max_time", 1e4)),
             pilot_peaks=_read_peaks(data),
         )

@@ -9,6 +9,10 @@ With peak learning rate :math:`\eta_0`, horizon ``T`` and ``u = t / (T - 1)``:
 * ``wsd``: warmup-stable-decay: :math:`\eta_0` until the last ``cooldown`` fraction, then linear
   (or ``1 - sqrt``) decay to zero.
 
+With a floor :math:`\eta_{min}` (``lr_min``, default 0) each family is
+:math:`\eta_{min} + (\eta_0 - \eta_{min})\,s(t)` with :math:`s` the shape above at peak 1:
+the decays end at :math:`\eta_{min}` instead of zero (a cosine to 10% of its peak).
+
 Smooth families are sampled on at most ``knots`` knots with linear interpolation (every step when
 ``T <= knots``); the file, export and dynamics all read them through the same expansion, so the
 sampled schedule *is* the schedule.
@@ -51,13 +55,16 @@ def family(
     cooldown: float = 0.2,
     cooldown_shape: Literal["linear", "sqrt"] = "linear",
     knots: int = 1025,
+    lr_min: float = 0.0,
 ) -> Schedule:
     """The schedule ``name`` (one of :data:`FAMILIES`) peaking at ``peak_lr``, over ``horizon``
-    steps."""
+    steps, never below ``lr_min`` (its decays end there)."""
     if name not in FAMILIES:
         raise ValueError(f"unknown schedule family {name!r}; choose from {', '.join(FAMILIES)}")
     if not peak_lr >= 0:
         raise ValueError(f"peak learning rate must be >= 0, got {peak_lr}")
+    if not 0 <= lr_min <= peak_lr:
+        raise ValueError(f"lr_min must be in [0, peak] = [0, {peak_lr:g}], got {lr_min}")
     if name == "constant" or horizon == 1:
         return Schedule.constant(peak_lr, horizon)
     if not 0.0 < cooldown <= 1.0:
@@ -79,7 +86,8 @@ def family(
         frac = np.clip((steps - start) / max(span - start, 1), 0.0, 1.0)
         decay = frac if cooldown_shape == "linear" else np.sqrt(frac)
         lr = peak_lr * (1.0 - decay)
-    return Schedule(steps, np.maximum(lr, 0.0), horizon=horizon)
+    lr = lr_min + (1.0 - lr_min / peak_lr) * lr if lr_min > 0 else lr
+    return Schedule(steps, np.maximum(lr, lr_min), horizon=horizon)
 
 
 # ------------------------------------------------------------------------------------ tuning
@@ -130,15 +138,18 @@ def tune_baselines(
     families=FAMILIES,
     points: int = 12,
     rounds: int = 3,
+    lr_min: float = 0.0,
 ) -> dict[str, BaselineResult]:
-    """Tune every family's parameters for the final loss at ``horizon`` under ``lr <= lr_max``.
+    """Tune every family's parameters for the final loss at ``horizon`` under
+    ``lr_min <= lr <= lr_max`` (with a floor, the families decay to ``lr_min``, :func:`family`).
 
     The same code tunes the baselines of every loss model: ``objective`` (a model bound to the
     horizon, :meth:`~optsched.loss_models.base.AbstractLossModel.objective`) evaluates a grid
     of peaks for all variants at once. The power law tunes ``chi`` on
     ``{0, 0.1, 0.2, 0.3, 0.5, 0.8}``; WSD its cooldown fraction on ``{0.1, 0.25, 0.5}`` with a
     linear or ``1 - sqrt`` cooldown. Each variant's peak is found on a log grid of
-    ``2 points - 1`` values over ``(1e-8 lr_max, lr_max]`` (:data:`SEARCH_DECADES`); each
+    ``2 points - 1`` values over ``(1e-8 lr_max, lr_max]`` (:data:`SEARCH_DECADES`; from
+    ``lr_min`` when that is higher); each
     family's two best variants are then refined
     ``rounds - 1`` times around their best peaks. Losses are those of the schedules as stored
     (knot expansion), in the objective's units.
@@ -157,21 +168,24 @@ def tune_baselines(
     variants = _variants(families)
     shapes = np.stack([_per_step(family(n, 1.0, horizon, **kw)) for n, kw in variants])
     V = len(variants)
-    lo = np.full(V, math.log(lr_max) - math.log(SEARCH_DECADES))
+    if not 0 <= lr_min < lr_max:
+        raise ValueError(f"lr_min must be in [0, lr_max) = [0, {lr_max:g}), got {lr_min}")
+    bottom = max(lr_max / SEARCH_DECADES, lr_min)  # the lowest peak searched
+    lo = np.full(V, math.log(bottom))
     hi = np.full(V, math.log(lr_max))
     best_peak, best_loss = np.full(V, lr_max), np.full(V, np.inf)
     active = np.arange(V)  # after the first round, only each family's best variants are refined
     for r in range(rounds):
         n = 2 * points - 1 if r == 0 else points  # the first grid spans eight decades
-        grid = np.exp(np.linspace(lo[active], hi[active], n, axis=1))  # (A, n)
-        losses = objective.baseline_final_losses(shapes[active], grid)
+        grid = np.clip(np.exp(np.linspace(lo[active], hi[active], n, axis=1)), bottom, lr_max)
+        losses = objective.baseline_final_losses(shapes[active], grid, lr_min=lr_min)
         i = np.argmin(losses, axis=1)
         rows = np.arange(len(active))
         better = losses[rows, i] < best_loss[active]
         best_peak[active] = np.where(better, grid[rows, i], best_peak[active])
         best_loss[active] = np.where(better, losses[rows, i], best_loss[active])
         width = (hi[active] - lo[active]) / (n - 1)
-        lo[active] = np.log(best_peak[active]) - width
+        lo[active] = np.maximum(np.log(best_peak[active]) - width, math.log(bottom))
         hi[active] = np.minimum(np.log(best_peak[active]) + width, math.log(lr_max))
         if r == 0:  # keep the two best variants of each family
             names = np.array([n for n, _ in variants])
@@ -186,7 +200,9 @@ def tune_baselines(
             best[name] = (float(best_peak[v]), float(best_loss[v]), kw)
     for name, key in CONTINUOUS.items():
         if name in best:
-            best[name] = _refine(objective, horizon, lr_max, name, key, *best[name], points)
+            best[name] = _refine(
+                objective, horizon, (bottom, lr_max, lr_min), name, key, *best[name], points
+            )
     out = {}
     for name, (peak, loss, kw) in best.items():
         params = tuple((k, v if isinstance(v, str) else float(v)) for k, v in kw.items())
@@ -195,10 +211,10 @@ def tune_baselines(
             peak,
             params,
             loss,
-            family(name, peak, horizon, **kw),
+            family(name, peak, horizon, lr_min=lr_min, **kw),
             at_cap=peak >= lr_max * (1 - 1e-12),
             # a finite optimum inside the searched peaks, not at their low end
-            bracketed=math.isfinite(loss) and peak > lr_max * 1.0001 / SEARCH_DECADES,
+            bracketed=math.isfinite(loss) and peak > bottom * 1.0001,
         )
     return out
 
@@ -212,8 +228,10 @@ CONTINUOUS = {"wsd": ("cooldown", 0.0, 1.0), "power_law": ("chi", 0.0, 2.0)}
 REFINE_ROUNDS = 4
 
 
-def _refine(objective, horizon, lr_max, name, key, peak, loss, kw, points):
-    """Local grids in ``(parameter, log peak)`` around the best, halving each round."""
+def _refine(objective, horizon, bounds, name, key, peak, loss, kw, points):
+    """Local grids in ``(parameter, log peak)`` around the best, halving each round; ``bounds``
+    is ``(lowest peak, highest peak, floor)``."""
+    bottom, lr_max, lr_min = bounds
     param, low, high = key
     value = float(kw[param])
     step = 0.5 * value if value > 0 else 0.1  # the first round spans about a factor of 3
@@ -224,11 +242,11 @@ def _refine(objective, horizon, lr_max, name, key, peak, loss, kw, points):
         shapes = np.stack(
             [_per_step(family(name, 1.0, horizon, **{**kw, param: x})) for x in values]
         )
-        lo = math.log(peak) - log_width
+        lo = max(math.log(peak) - log_width, math.log(bottom))
         hi = min(math.log(peak) + log_width, math.log(lr_max))
-        grid = np.exp(np.linspace(lo, hi, points))
+        grid = np.clip(np.exp(np.linspace(lo, hi, points)), bottom, lr_max)
         losses = objective.baseline_final_losses(
-            shapes, np.broadcast_to(grid, (len(values), points))
+            shapes, np.broadcast_to(grid, (len(values), points)), lr_min=lr_min
         )
         i, j = np.unravel_index(np.argmin(losses), losses.shape)
         if losses[i, j] < loss:

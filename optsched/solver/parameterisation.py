@@ -4,8 +4,9 @@ Each control set maps parameters :math:`\theta` (one row per control, one column
 block) to block values that respect every constraint exactly, and gives the objective
 :math:`\log L_T` through the matching dynamics:
 
-* :class:`LearningRate`: :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)`; plain SGD (with
-  ``decay_only``, :math:`\eta_k = \eta_{max} \prod_{j \le k} \sigma(\theta_j)`: never rising).
+* :class:`LearningRate`: :math:`\eta_k = \eta_{min} + (\eta_{max} - \eta_{min})\,\sigma(\theta_k)`;
+  plain SGD (with ``decay_only``, the sigmoid becomes :math:`\prod_{j \le k} \sigma(\theta_j)`:
+  never rising; ``eta_min`` defaults to 0).
 * :class:`LearningRateMomentum`: also :math:`\beta_k = \beta_{max}\,\sigma(\theta'_k)`, EMA or
   heavy-ball momentum.
 * :class:`LearningRateBatch`: also
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 from typing import ClassVar
 
 import equinox as eqx
@@ -120,31 +122,48 @@ class AbstractControls(eqx.Module):
 
 
 class LearningRate(AbstractControls):
-    """The learning rate alone, :math:`0 \\le \\eta \\le \\eta_{max}`; plain SGD.
+    """The learning rate alone, :math:`\eta_{min} \le \eta \le \eta_{max}`; plain SGD.
 
-    With ``decay_only`` the rate never rises from one block to the next:
-    :math:`\\eta_k = \\eta_{max} \\prod_{j \\le k} \\sigma(\\theta_j)`. A loss model fitted on runs
-    that warm up and then only decay (the multi-power law) has seen nothing else; searched
-    freely, its optimum can exploit what it never measured (a dip to zero and back).
+    :math:`\eta_k = \eta_{min} + (\eta_{max} - \eta_{min})\,\sigma(\theta_k)`. With
+    ``decay_only`` the rate never rises from one block to the next:
+    :math:`\eta_k = \eta_{min} + (\eta_{max} - \eta_{min}) \prod_{j \le k} \sigma(\theta_j)`.
+    A loss model fitted on runs that warm up and then only decay (the multi-power law) has seen
+    nothing else; searched freely, its optimum can exploit what it never measured (a dip to zero
+    and back). The floor ``lr_min`` (default 0) keeps the rates where such a model was measured:
+    :func:`~optsched.solve` tunes its baselines under the same floor (they decay to it).
     """
 
     lr_max: float | None = None
     decay_only: bool = eqx.field(static=True, default=False)
+    lr_min: float = 0.0
+
+    def __check_init__(self):
+        lo = float(self.lr_min)
+        if not (math.isfinite(lo) and lo >= 0):
+            raise ValueError(f"lr_min must be a number >= 0, got {self.lr_min!r}")
+        if self.lr_max is not None and not lo < float(self.lr_max):
+            raise ValueError(f"lr_min ({lo:g}) must be below lr_max ({float(self.lr_max):g})")
 
     def values(self, theta, blocks):
+        span = self._cap() - self.lr_min
         if self.decay_only:
-            return {"lr": self._cap() * jnp.exp(jnp.cumsum(jax.nn.log_sigmoid(theta[0])))}
-        return {"lr": self._cap() * jax.nn.sigmoid(theta[0])}
+            return {"lr": self.lr_min + span * jnp.exp(jnp.cumsum(jax.nn.log_sigmoid(theta[0])))}
+        return {"lr": self.lr_min + span * jax.nn.sigmoid(theta[0])}
 
     def initial(self, schedule, steps, pad, batch):
+        lo = float(self.lr_min)
+        # the schedule's rates as fractions of the span above the floor
+        frac = (np.asarray(schedule.lr_at(steps), dtype=np.float64) - lo) / (
+            float(self._cap()) - lo
+        )
+        theta = np.zeros((1, pad))
         if not self.decay_only:
-            return jnp.asarray(self._lr_rows(1, schedule, steps, pad))
+            theta[0, : len(steps)] = _logit(frac)
+            return jnp.asarray(theta)
         # the running minimum of the schedule (non-increasing), as ratios of consecutive blocks;
         # a constant stretch starts just below saturation (ratio 0.9999), where it can still move
-        lr = np.asarray(schedule.lr_at(steps), dtype=np.float64) / float(self._cap())
-        lr = np.minimum.accumulate(np.clip(lr, 1e-12, 1.0))
-        theta = np.zeros((1, pad))
-        theta[0, : len(steps)] = _logit(np.concatenate([lr[:1], lr[1:] / lr[:-1]]), hi=0.9999)
+        frac = np.minimum.accumulate(np.clip(frac, 1e-12, 1.0))
+        theta[0, : len(steps)] = _logit(np.concatenate([frac[:1], frac[1:] / frac[:-1]]), hi=0.9999)
         return jnp.asarray(theta)
 
 

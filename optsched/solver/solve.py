@@ -9,7 +9,8 @@ Method (direct shooting on knots, :class:`LBFGS` holds its settings):
 
 1. *Controls.* Piecewise constant on ``K`` blocks whose boundaries are dense at both ends of
    training (geometric in ``t`` near 0 and in ``T - t`` near ``T``), where the optimum bends.
-   Bounds hold by construction: :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)`.
+   Bounds hold by construction: :math:`\eta_k = \eta_{max}\,\sigma(\theta_k)` (above a floor
+   :math:`\eta_{min}` when the controls set one, :class:`LearningRate`).
 2. *Objective and gradient.* :math:`\log L_T` through the model's objective
    (:meth:`~optsched.loss_models.base.AbstractLossModel.objective`); for the power-law model the
    exact dynamics, whose reverse mode is the discrete adjoint (co-state) recursion.
@@ -23,7 +24,7 @@ Method (direct shooting on knots, :class:`LBFGS` holds its settings):
    the optimum moves by less than ``rtol`` or ``K`` reaches ``max_knots``. Joint controls start
    from the learning-rate optimum.
 5. *Guarantee.* All baselines are tuned first (the same code for every model,
-   :func:`~optsched.solver.baselines.tune_baselines`); if the optimum were not better than the
+   :func:`~optsched.solver.baselines.tune_baselines`, under the same floor); if the optimum were not better than the
    best of them, the best baseline is returned (``stats["fallback_to_baseline"]``).
 """
 
@@ -375,7 +376,7 @@ def solve(
     objective = model.objective(horizon, lr_max, max_blocks=pad)
 
     say("tuning baselines")
-    baselines = tune_baselines(objective, horizon, lr_max)
+    baselines = tune_baselines(objective, horizon, lr_max, lr_min=_floor(controls))
     best = min(baselines.values(), key=lambda r: r.final_loss)
     say(f"best baseline {best.name}: {best.final_loss:.6g}")
     stats = {
@@ -556,9 +557,9 @@ def _solve_here(triples, optimiser: LBFGS, strategy: str, throw: bool, say) -> l
         eqx.tree_at(lambda o: o.spec, o, _pad_modes(o.spec, size, max_time)) for o in objectives
     ]
     baselines = []
-    for i, ((_, T, _, cap), obj) in enumerate(zip(prepared, objectives, strict=True)):
+    for i, ((_, T, c, cap), obj) in enumerate(zip(prepared, objectives, strict=True)):
         say(f"tuning baselines {i + 1}/{len(prepared)}")
-        baselines.append(tune_baselines(obj, T, cap))
+        baselines.append(tune_baselines(obj, T, cap, lr_min=_floor(c)))
     starts = [min(b.values(), key=lambda r: r.final_loss).schedule for b in baselines]
     controls = [c for _, _, c, _ in prepared]
     histories = [[] for _ in prepared]
@@ -667,6 +668,11 @@ def _check_horizon(horizon) -> int:
     ):
         raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
     return int(horizon)
+
+
+def _floor(controls: AbstractControls) -> float:
+    """The learning-rate floor of ``controls`` (0 unless a :class:`LearningRate` sets one)."""
+    return float(getattr(controls, "lr_min", 0.0))
 
 
 def _check_lr_max(lr_max):
