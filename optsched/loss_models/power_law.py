@@ -120,9 +120,7 @@ class PowerLawObjective(AbstractObjective):
         shapes = np.asarray(shapes, dtype=float)
         peaks = float(self.lr_scale) * np.asarray(peaks, dtype=float)
         floor = float(self.lr_scale) * float(lr_min)
-        losses = _tiled(
-            lambda s, p: _peak_scan(self.spec, s, p, floor, self.batch), shapes, peaks
-        )
+        losses = _tiled(lambda s, p: _peak_scan(self.spec, s, p, floor, self.batch), shapes, peaks)
         start, noise = float(self.spec.initial_loss()), float(self.spec.noise)
         bad = blown_up(losses, start, noise, xp=np)
         return np.where(bad, np.inf, self._observed(losses))

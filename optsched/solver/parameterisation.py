@@ -122,7 +122,7 @@ class AbstractControls(eqx.Module):
 
 
 class LearningRate(AbstractControls):
-    """The learning rate alone, :math:`\eta_{min} \le \eta \le \eta_{max}`; plain SGD.
+    r"""The learning rate alone, :math:`\eta_{min} \le \eta \le \eta_{max}`; plain SGD.
 
     :math:`\eta_k = \eta_{min} + (\eta_{max} - \eta_{min})\,\sigma(\theta_k)`. With
     ``decay_only`` the rate never rises from one block to the next:

@@ -24,8 +24,9 @@ Method (direct shooting on knots, :class:`LBFGS` holds its settings):
    the optimum moves by less than ``rtol`` or ``K`` reaches ``max_knots``. Joint controls start
    from the learning-rate optimum.
 5. *Guarantee.* All baselines are tuned first (the same code for every model,
-   :func:`~optsched.solver.baselines.tune_baselines`, under the same floor); if the optimum were not better than the
-   best of them, the best baseline is returned (``stats["fallback_to_baseline"]``).
+   :func:`~optsched.solver.baselines.tune_baselines`, under the same floor); if the optimum
+   were not better than the best of them, the best baseline is returned
+   (``stats["fallback_to_baseline"]``).
 """
 
 from __future__ import annotations
