@@ -335,6 +335,30 @@ def _solve_floor(lr_min: float | None, model, lr_max: float) -> float:
     return float(floor) if floor is not None and floor < lr_max else 0.0
 
 
+def _versus_best_baseline(model, solution) -> dict | None:
+    """How surely the solved schedule beats the best tuned baseline under the fitted model: the
+    gap in predicted final loss, its standard error from the fit's covariance (delta method;
+    the two predictions share the parameters, so their errors partly cancel) and the
+    probability that the gap is positive (:func:`optsched.ranking.rank`). ``None`` when the
+    solve returned the baseline itself."""
+    from .ranking import rank
+
+    if solution.stats.get("fallback_to_baseline"):
+        return None
+    best = solution.best_baseline()
+    out = rank(model, [("optimal", solution.schedule), ("baseline", best.schedule)])
+    loss = {r["candidate"]: r["predicted_final_loss"] for r in out["ranking"]}
+    gap = loss["baseline"] - loss["optimal"]
+    p, V = out["p_first_beats_second"], out["covariance"]
+    if V is not None:
+        stderr = math.sqrt(max(V[0][0] + V[1][1] - 2.0 * V[0][1], 0.0))
+        if out["ranking"][0]["candidate"] != "optimal" and p is not None:
+            p = 1.0 - p  # the probability that the optimum is the better one
+    else:
+        stderr = None
+    return {"baseline": best.name, "gap": gap, "gap_stderr": stderr, "p_better": p}
+
+
 def cmd_fit(args) -> int:
     from .io import to_json, write_json
     from .loss_models.store import save_model
@@ -386,6 +410,7 @@ def cmd_fit(args) -> int:
     # the multi-power law knows decays only (its pilots warm up, then decay): search those
     controls = LearningRate(lr_max=lr_max, decay_only=args.model == "mpl", lr_min=lr_min)
     solution = solve(model, args.horizon, controls, progress=show)
+    versus = _versus_best_baseline(model, solution)
     data = to_json(solution)  # the schedule in the runs' units
     data["diagnostics"]["fit"] = {
         "model": args.model,
@@ -396,6 +421,7 @@ def cmd_fit(args) -> int:
         "lr_max": lr_max,
         "lr_min": lr_min,
         "time_s": fit_s,
+        "versus_best_baseline": versus,
     }
     write_json(data, args.out)
     if show:
@@ -408,6 +434,17 @@ def cmd_fit(args) -> int:
             + f"lr <= {lr_max:g}): predicted loss "
             f"{solution.final_loss:.5g}; written to {args.out} (learning rates in your units)"
         )
+        if versus is not None:
+            sure = (
+                ""
+                if versus["gap_stderr"] is None
+                else f" +- {versus['gap_stderr']:.2g}, probability {versus['p_better']:.3f}"
+                " (the fit's uncertainty, not the model's own error)"
+            )
+            print(
+                f"it beats the best tuned baseline ({versus['baseline']}) by "
+                f"{versus['gap']:.3g}{sure}"
+            )
         warmup = max(int(r.warmup) for r in runs)
         if 0 < warmup <= args.horizon:
             print(

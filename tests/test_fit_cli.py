@@ -42,8 +42,16 @@ def test_fit_writes_a_schedule_in_real_units_that_evaluate_reads(tmp_path, capsy
     write_runs(runs, truth, np.random.default_rng(1))
     out = tmp_path / "fit.json"
     assert main(["fit", str(runs), "--horizon", "600", "--out", str(out)]) == 0
-    assert "--warmup" not in capsys.readouterr().out  # the pilots did not warm up
+    said = capsys.readouterr().out
+    assert "--warmup" not in said  # the pilots did not warm up
     data = json.loads(out.read_text())
+    # how surely the optimum beats the best tuned baseline, under the fitted model's covariance
+    versus = data["diagnostics"]["fit"]["versus_best_baseline"]
+    name, best = min(data["baselines"].items(), key=lambda kv: kv[1]["final_loss"])
+    assert versus["baseline"] == name and f"best tuned baseline ({name}) by" in said
+    gap = best["final_loss"] - data["predicted_final_loss"]
+    assert versus["gap"] == pytest.approx(gap, abs=1e-5 * data["predicted_final_loss"])
+    assert versus["gap"] > 0 and versus["gap_stderr"] > 0 and 0.5 < versus["p_better"] <= 1
     assert data["horizon"] == 600 and max(data["lr"]) <= 1e-3 * (1 + 1e-12)
     assert data["lr_scale"] == pytest.approx(400.0, rel=0.05)
     assert data["format"] == "optsched.schedule/2" and data["units"] == "real"
