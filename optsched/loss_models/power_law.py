@@ -87,11 +87,8 @@ class PowerLawObjective(AbstractObjective):
         closed_form = schedule.interpolation == "previous" and method == "blocks"
         if not closed_form:
             lr, beta, m = schedule.per_step(self.batch)
-            lr = self.lr_scale * lr
-            if schedule.momentum is not None:
-                losses = momentum_losses(self.spec, lr, beta, m, form=schedule.momentum_form)
-            else:
-                losses = step_losses(self.spec, lr, m)
+            form = None if schedule.momentum is None else schedule.momentum_form
+            losses = _per_step_losses(self.spec, self.lr_scale, lr, beta, m, form)
             return steps, self._observed(np.asarray(losses)[steps])
         _, lengths = knot_blocks(schedule)
         knot_lr = self.lr_scale * jnp.asarray(schedule.lr)
@@ -121,9 +118,21 @@ class PowerLawObjective(AbstractObjective):
         peaks = float(self.lr_scale) * np.asarray(peaks, dtype=float)
         floor = float(self.lr_scale) * float(lr_min)
         losses = _tiled(lambda s, p: _peak_scan(self.spec, s, p, floor, self.batch), shapes, peaks)
-        start, noise = float(self.spec.initial_loss()), float(self.spec.noise)
+        spec = self.spec  # in NumPy: eager JAX would compile a program per operation
+        w, lam = np.asarray(spec.weight), np.asarray(spec.lam)
+        start = float(np.sum(w * lam * np.asarray(spec.target)) + float(spec.offset))
+        noise = float(spec.noise)
         bad = blown_up(losses, start, noise, xp=np)
         return np.where(bad, np.inf, self._observed(losses))
+
+
+@eqx.filter_jit
+def _per_step_losses(spec, lr_scale, lr, beta, m, form):
+    """Losses ``L_0 .. L_T`` of per-step controls (rates scaled by ``lr_scale``; ``form`` None
+    for plain SGD), one compiled program per shape (a solve recomputes several schedules)."""
+    if form is None:
+        return step_losses(spec, lr_scale * lr, m)
+    return momentum_losses(spec, lr_scale * lr, beta, m, form=form)
 
 
 PEAK_TILE = (8, 12)

@@ -39,7 +39,7 @@ from jaxtyping import Array, Float
 
 from ..dynamics.momentum import momentum_coefficients
 from ..loss_models.base import AbstractObjective
-from ..schedule import Blocks, Interpolation, MomentumForm, Schedule
+from ..schedule import Blocks, Interpolation, MomentumForm, Schedule, _interpolate
 
 __all__ = ["AbstractControls", "LearningRate", "LearningRateBatch", "LearningRateMomentum"]
 
@@ -51,6 +51,25 @@ def _logit(p, hi: float = 0.97):
     # start below saturation: at the bounds the sigmoid's slope would freeze a block in place
     p = np.clip(np.asarray(p, dtype=float), 1e-6, hi)
     return np.log(p) - np.log1p(-p)
+
+
+def _at(schedule: Schedule, values, steps) -> np.ndarray:
+    """A control of ``schedule`` (its knot ``values``) at ``steps``, by NumPy: a starting point
+    needs no compiled kernel (within an ulp of :meth:`~optsched.schedule.Schedule.lr_at`)."""
+    return _interpolate(
+        np,
+        np.asarray(schedule.steps),
+        np.asarray(values, dtype=np.float64),
+        np.asarray(steps),
+        schedule.interpolation,
+    )
+
+
+@eqx.filter_jit
+def _values(controls: AbstractControls, theta, blocks: Blocks) -> dict[str, Array]:
+    """``controls.values`` compiled as one program (run eagerly, each operation would compile
+    on its own)."""
+    return controls.values(theta, blocks)
 
 
 def _safe_log(loss):
@@ -96,7 +115,7 @@ class AbstractControls(eqx.Module):
         """A ``(rows, pad)`` parameter array whose first row follows ``schedule``'s learning rate
         at ``steps`` (the other rows are left for the subclass)."""
         theta = np.zeros((rows, pad))
-        theta[0, : len(steps)] = _logit(np.asarray(schedule.lr_at(steps)) / float(self._cap()))
+        theta[0, : len(steps)] = _logit(_at(schedule, schedule.lr, steps) / float(self._cap()))
         return theta
 
     def schedule(
@@ -109,7 +128,7 @@ class AbstractControls(eqx.Module):
     ) -> Schedule:
         """The schedule of ``theta`` on the knots ``steps`` (padding dropped)."""
         k = len(steps)
-        vals = {name: np.asarray(v)[:k] for name, v in self.values(theta, blocks).items()}
+        vals = {name: np.asarray(v)[:k] for name, v in _values(self, theta, blocks).items()}
         return Schedule(
             steps,
             vals["lr"],
@@ -153,9 +172,7 @@ class LearningRate(AbstractControls):
     def initial(self, schedule, steps, pad, batch):
         lo = float(self.lr_min)
         # the schedule's rates as fractions of the span above the floor
-        frac = (np.asarray(schedule.lr_at(steps), dtype=np.float64) - lo) / (
-            float(self._cap()) - lo
-        )
+        frac = (_at(schedule, schedule.lr, steps) - lo) / (float(self._cap()) - lo)
         theta = np.zeros((1, pad))
         if not self.decay_only:
             theta[0, : len(steps)] = _logit(frac)
@@ -198,7 +215,7 @@ class LearningRateMomentum(AbstractControls):
     def initial(self, schedule, steps, pad, batch):
         theta = self._lr_rows(2, schedule, steps, pad)
         beta = (
-            np.asarray(schedule.momentum_at(steps))
+            _at(schedule, schedule.momentum, steps)
             if schedule.momentum is not None
             else np.full(len(steps), self.beta_start)
         )
@@ -265,7 +282,7 @@ class LearningRateBatch(AbstractControls):
     def initial(self, schedule, steps, pad, batch):
         theta = self._lr_rows(2, schedule, steps, pad)
         m = (
-            np.asarray(schedule.batch_at(steps, batch))
+            _at(schedule, schedule.batch, steps)
             if schedule.batch is not None
             else np.full(len(steps), batch)
         )

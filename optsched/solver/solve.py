@@ -212,15 +212,16 @@ def _refine(
             for c, sc, st, m in zip(controls, scheds, steps, batch, strict=True)
         ]
         # coarse levels only seed the next one: a looser tolerance and iteration cap suffice
-        cap = jnp.asarray(
+        # NumPy, not eager JAX: each eager operation would compile a program of its own
+        cap = np.asarray(
             [(maxiter if last[i] else min(maxiter, 200)) if run[i] else 0 for i in range(B)]
         )
-        tol = jnp.asarray([ftol if last[i] else 1e3 * ftol for i in range(B)])
+        tol = np.asarray([ftol if last[i] else 1e3 * ftol for i in range(B)])
         if B == 1:
             out = _lbfgs(
-                controls[0], theta0[0], objectives[0], blocks[0], cap[0], jnp.asarray(gtol), tol[0]
+                controls[0], theta0[0], objectives[0], blocks[0], cap[0], np.float64(gtol), tol[0]
             )
-            out = jax.tree.map(lambda x: x[None], out)
+            out = tuple(np.asarray(x)[None] for x in out)
         else:
             fn = _lbfgs_batched_shared_blocks if shared else _lbfgs_batched
             mapped = (
