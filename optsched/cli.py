@@ -411,6 +411,8 @@ def cmd_fit(args) -> int:
     controls = LearningRate(lr_max=lr_max, decay_only=args.model == "mpl", lr_min=lr_min)
     solution = solve(model, args.horizon, controls, progress=show)
     versus = _versus_best_baseline(model, solution)
+    warmup = max(int(r.warmup) for r in runs)
+    ramped = _predicted_with_warmup(model, solution.schedule, warmup)
     data = to_json(solution)  # the schedule in the runs' units
     data["diagnostics"]["fit"] = {
         "model": args.model,
@@ -422,6 +424,7 @@ def cmd_fit(args) -> int:
         "lr_min": lr_min,
         "time_s": fit_s,
         "versus_best_baseline": versus,
+        "pilot_warmup": {"steps": warmup, "predicted_final_loss_with_it": ramped},
     }
     write_json(data, args.out)
     if show:
@@ -445,13 +448,28 @@ def cmd_fit(args) -> int:
                 f"it beats the best tuned baseline ({versus['baseline']}) by "
                 f"{versus['gap']:.3g}{sure}"
             )
-        warmup = max(int(r.warmup) for r in runs)
-        if 0 < warmup <= args.horizon:
+        if ramped is not None:
             print(
                 f"it starts at full rate; the pilots warmed up over {warmup} steps: "
-                f"optsched export {args.out} --format csv --warmup {warmup} adds that ramp"
+                f"optsched export {args.out} --format csv --warmup {warmup} adds that ramp "
+                f"(predicted loss with it: {ramped:.5g})"
             )
     return 0
+
+
+def _predicted_with_warmup(model, schedule, warmup: int) -> float | None:
+    """The model's final loss for ``schedule`` behind the linear warm-up ``min(1, (t+1)/W)``
+    that ``optsched export --warmup W`` adds (``None`` without a warm-up, or one as long as the
+    run)."""
+    from .schedule import Schedule
+
+    T = schedule.horizon
+    if not 0 < warmup <= T:
+        return None
+    lr = np.asarray(schedule.per_step(1.0)[0], dtype=np.float64)
+    lr = lr * np.minimum(1.0, (np.arange(T) + 1.0) / warmup)
+    ramped = Schedule(np.arange(T), lr, horizon=T, units=schedule.units, lr_scale=schedule.lr_scale)
+    return float(model.predict(ramped, np.array([T]))[0])
 
 
 def _check_writable(target, inputs) -> None:
@@ -530,6 +548,12 @@ def _predict_target(path, loss, schedule=None):
     else:
         text_start = pathlib.Path(path).read_bytes()[:4096].decode("utf-8", "ignore")
         sched = load(path).schedule if any(fmt in text_start for fmt in READABLE) else None
+        if sched is None and not text_start.lstrip().startswith("{"):
+            from .runs import csv_columns, read_schedule_csv
+
+            columns = csv_columns(text_start)[1]
+            if "loss" not in columns and {"step", "lr"} <= columns:  # optsched export's CSV
+                sched = read_schedule_csv(path)
     if sched is not None:
         T = sched.horizon
         steps = np.unique(np.round(np.geomspace(1, T, 200)).astype(np.int64))

@@ -239,9 +239,9 @@ def batches(samples: Iterable, sizes: BatchSizes | Iterable[int]) -> Iterator[li
 
 
 def _problem_batch(solution) -> float:
-    """The batch size of the solution's problem (1 for a bare schedule)."""
-    problem = getattr(solution, "problem", None)
-    return float(problem.batch) if problem is not None else 1.0
+    """The batch size of the solution's problem (1 for a bare schedule, or a loss model of
+    real runs, which has none)."""
+    return float(getattr(getattr(solution, "problem", None), "batch", 1.0))
 
 
 @with_float64

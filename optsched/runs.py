@@ -62,6 +62,7 @@ __all__ = [
     "csv_columns",
     "read_run",
     "read_runs",
+    "read_schedule_csv",
     "rates_from_log",
 ]
 
@@ -333,6 +334,40 @@ def read_run(path, *, loss: str | None = None, schedule: Schedule | None = None)
             raise RunFileError(f"{path}: expected a JSON object")
         return [_read_wandb(path, data, loss, schedule)]
     return _read_csv(path, text, schedule)
+
+
+def read_schedule_csv(path) -> Schedule:
+    """A schedule from a CSV with ``step`` and ``lr`` columns and no losses, as
+    ``optsched export --format csv`` writes it (other columns are ignored): the rate of each
+    listed step holds until the next, and the horizon is the last step + 1 (real units)."""
+    path = pathlib.Path(path)
+    text = _read_text(path)
+    delimiter, columns = csv_columns(text)
+    missing = {"step", "lr"} - columns
+    if missing:
+        raise RunFileError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    steps, rates = [], []
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        step = _number(row.get("step", ""), "step", where)
+        if step != int(step):
+            raise RunFileError(f"{where}: step must be an integer, got {row['step']!r}")
+        rate = _number(row.get("lr", ""), "lr", where)
+        if rate < 0:
+            raise RunFileError(f"{where}: learning rates must be >= 0")
+        steps.append(int(step))
+        rates.append(rate)
+    if not steps:
+        raise RunFileError(f"{path}: no rows")
+    knots = np.asarray(steps, dtype=np.int64)
+    _check_steps(knots, str(path))
+    if knots[-1] + 1 > MAX_STEPS:
+        raise RunFileError(
+            f"{path}: a schedule of {knots[-1] + 1} steps is longer than optsched reads"
+        )
+    return Schedule(knots, np.asarray(rates), horizon=int(knots[-1]) + 1, units="real")
 
 
 def read_runs(paths: Sequence, **kwargs) -> list[PilotRun]:

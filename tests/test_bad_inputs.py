@@ -70,6 +70,9 @@ FILES = {
         }
     ),
     "run.csv": GOOD_RUN,
+    "schedule_negative.csv": "step,lr\n0,0.1\n1,-0.1\n",
+    "schedule_text.csv": "step,lr\n0,abc\n",
+    "schedule_unsorted.csv": "step,lr\n0,0.1\n5,0.1\n3,0.1\n",
     "increasing.csv": "step,lr,loss\n"
     + "".join(f"{s},0.1,{2 + s / 100}\n" for s in range(10, 400, 10)),
 }
@@ -245,6 +248,15 @@ CASES = [
     ("predict wrong size", ["predict", "{dir}/model_wrong_size.json", "{run}"], 2, "params"),
     ("predict peaks reversed", ["predict", "{dir}/model_peaks.json", "{run}"], 2, "pilot_peaks"),
     ("predict bad run", ["predict", "{model}", "{dir}/nan_loss.csv"], 2, "nan"),
+    # a schedule CSV (what optsched export writes: step, lr, no loss)
+    (
+        "predict negative schedule",
+        ["predict", "{model}", "{dir}/schedule_negative.csv"],
+        2,
+        "learning rates must be >= 0",
+    ),
+    ("predict text schedule", ["predict", "{model}", "{dir}/schedule_text.csv"], 2, "abc"),
+    ("rank unsorted schedule", ["rank", "{model}", "{dir}/schedule_unsorted.csv"], 2, "increase"),
     ("rank missing candidate", ["rank", "{model}", "{dir}/absent.json"], 2, "absent"),
     # phase / curve
     ("phase a below 1", ["phase", "--a", "0.5", "--b", "2"], 2, "a"),

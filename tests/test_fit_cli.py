@@ -81,3 +81,31 @@ def test_bad_run_files_fail_with_one_line(tmp_path, capsys, content, message):
     assert main(["fit", str(path), "--horizon", "10", "--out", str(tmp_path / "f.json")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_the_loss_predicted_with_the_pilots_warmup_is_that_of_the_exported_ramp(tmp_path, capsys):
+    """What ``fit --horizon`` prints for the schedule behind the pilots' warm-up is the model's
+    prediction of the CSV that ``optsched export --warmup`` writes, read back by
+    ``optsched predict``; the ramp costs loss, and no warm-up (or one as long as the run)
+    predicts nothing."""
+    import jax.numpy as jnp
+
+    from optsched.cli import _predicted_with_warmup
+    from optsched.export import to_csv
+    from optsched.loss_models.multipower import MultiPowerLaw
+    from optsched.loss_models.store import save_model
+
+    truth = MultiPowerLaw(jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {})
+    sol = o.solve(truth, T, o.LearningRate(lr_max=1e-3, decay_only=True), optimiser=o.LBFGS())
+    ramped = _predicted_with_warmup(truth, sol.schedule, 40)
+    path = tmp_path / "ramp.csv"
+    path.write_text(to_csv(sol, warmup=40))
+    save_model(truth, tmp_path / "m.json")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m.json"), str(path), "--json"]) == 0
+    [out] = json.loads(capsys.readouterr().out)
+    assert out["final_step"] == T and out["observed_final_loss"] is None
+    assert ramped == pytest.approx(out["predicted_final_loss"], rel=1e-12)
+    assert ramped > sol.final_loss
+    assert _predicted_with_warmup(truth, sol.schedule, 0) is None
+    assert _predicted_with_warmup(truth, sol.schedule, T + 1) is None
