@@ -350,6 +350,8 @@ def read_schedule_csv(path) -> Schedule:
     steps, rates = [], []
     for row in reader:
         where = f"{path}, line {reader.line_num}"
+        if None in row:  # DictReader files surplus fields under None
+            raise RunFileError(f"{where}: more fields than the header's {len(columns)}")
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         step = _number(row.get("step", ""), "step", where)
         if step != int(step):

@@ -73,6 +73,7 @@ FILES = {
     "schedule_negative.csv": "step,lr\n0,0.1\n1,-0.1\n",
     "schedule_text.csv": "step,lr\n0,abc\n",
     "schedule_unsorted.csv": "step,lr\n0,0.1\n5,0.1\n3,0.1\n",
+    "schedule_ragged.csv": "step,lr\n0,0.1\n1,0.1,7\n",
     "increasing.csv": "step,lr,loss\n"
     + "".join(f"{s},0.1,{2 + s / 100}\n" for s in range(10, 400, 10)),
 }
@@ -257,6 +258,7 @@ CASES = [
     ),
     ("predict text schedule", ["predict", "{model}", "{dir}/schedule_text.csv"], 2, "abc"),
     ("rank unsorted schedule", ["rank", "{model}", "{dir}/schedule_unsorted.csv"], 2, "increase"),
+    ("rank ragged schedule", ["rank", "{model}", "{dir}/schedule_ragged.csv"], 2, "more fields"),
     ("rank missing candidate", ["rank", "{model}", "{dir}/absent.json"], 2, "absent"),
     # phase / curve
     ("phase a below 1", ["phase", "--a", "0.5", "--b", "2"], 2, "a"),

@@ -428,7 +428,7 @@ def fit(
     [best] = alive
     # polished by the dogleg: on these fits it reaches the same or a lower sum of squares than
     # Levenberg-Marquardt in fewer steps; stopped when 25 steps gain less than 0.01 residual
-    # variances (the 210M pilots: 75 steps instead of 135, every benchmark prediction the
+    # variances (the 210M pilots: 93 steps instead of 135, every benchmark prediction the
     # same to 1e-4 nats) (least_squares_fit)
     theta, cost, J = least_squares_fit(
         _residuals,

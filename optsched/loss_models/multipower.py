@@ -137,8 +137,9 @@ class MultiPowerLaw(AbstractLossModel):
           is its guess (rises relax by optsched's rule in the module docstring, which no pilot
           tested);
         * a rate after the peak below the pilots' lowest (``pilot_floor``, 2% margin): the
-          relaxation :math:`G(\eta_k^{-\gamma} S_k)` of a drop grows without bound as the rate
-          goes to 0, so the law credits a drop towards zero at once, which no pilot measured.
+          argument of a drop's relaxation :math:`G(\eta_k^{-\gamma} S_k)` grows without bound
+          as the rate goes to 0, so ``G`` saturates at once and the law credits a drop towards
+          zero in full within a few steps, which no pilot measured.
         """
         reasons = [super().extrapolation(schedule)]
         lr = np.asarray(_in_units_of(self, schedule).per_step(1.0)[0], dtype=np.float64)
