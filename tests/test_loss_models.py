@@ -193,6 +193,7 @@ def test_decay_only_learning_rates_never_rise_and_solve_the_law_within_its_domai
     sol = o.solve(truth, T, controls, optimiser=o.LBFGS(max_knots=32))
     lr = np.asarray(sol.schedule.lr)
     assert np.all(np.diff(lr) <= 0) and lr.min() >= floor * (1 - 1e-12)
+    assert sol.stats["lr_min"] == floor and sol.stats["lr_max"] == 1e-3
     assert sol.final_loss <= sol.best_baseline().final_loss * (1 + 1e-12)
     assert truth.extrapolation(sol.schedule) is None
     for base in sol.baselines.values():

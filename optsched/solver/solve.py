@@ -386,6 +386,7 @@ def solve(
         if interpolation == "previous"
         else "scan",
         "lr_max": lr_max,
+        "lr_min": _floor(controls),
         "interpolation": interpolation,
     }
     if not math.isfinite(best.final_loss):
