@@ -96,7 +96,8 @@ def test_the_loss_predicted_with_the_pilots_warmup_is_that_of_the_exported_ramp(
     from optsched.loss_models.store import save_model
 
     truth = MultiPowerLaw(jnp.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5]), 1e-3, {})
-    sol = o.solve(truth, T, o.LearningRate(lr_max=1e-3, decay_only=True), optimiser=o.LBFGS())
+    controls = o.LearningRate(lr_max=1e-3, decay_only=True)
+    sol = o.solve(truth, T, controls, optimiser=o.LBFGS(max_knots=16))
     ramped = _predicted_with_warmup(truth, sol.schedule, 40)
     path = tmp_path / "ramp.csv"
     path.write_text(to_csv(sol, warmup=40))
