@@ -465,13 +465,13 @@ def _predicted_with_warmup(model, schedule, warmup: int) -> float | None:
     """The model's final loss for ``schedule`` behind the linear warm-up ``min(1, (t+1)/W)``
     that ``optsched export --warmup W`` adds (``None`` without a warm-up, or one as long as the
     run)."""
+    from .export import warmup_factors
     from .schedule import Schedule
 
     T = schedule.horizon
     if not 0 < warmup <= T:
         return None
-    lr = np.asarray(schedule.per_step(1.0)[0], dtype=np.float64)
-    lr = lr * np.minimum(1.0, (np.arange(T) + 1.0) / warmup)
+    lr = np.asarray(schedule.per_step(1.0)[0], dtype=np.float64) * warmup_factors(T, warmup)
     ramped = Schedule(np.arange(T), lr, horizon=T, units=schedule.units, lr_scale=schedule.lr_scale)
     return float(model.predict(ramped, np.array([T]))[0])
 

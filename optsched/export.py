@@ -57,6 +57,7 @@ __all__ = [
     "to_optax",
     "to_optax_momentum",
     "to_optax_source",
+    "warmup_factors",
     "warmup_ramp",
 ]
 
@@ -90,6 +91,14 @@ def _check_warmup(warmup) -> int:
     if isinstance(warmup, bool) or int(warmup) != warmup or warmup < 0:
         raise ValueError(f"warmup must be a non-negative integer (steps), got {warmup}")
     return int(warmup)
+
+
+def warmup_factors(horizon: int, warmup: int) -> np.ndarray:
+    r"""The warm-up factor :math:`\min(1, (t + 1) / W)` at every step ``t = 0 .. T-1`` in NumPy
+    float64 (1 everywhere for ``W = 0``): what :func:`to_csv` writes, exact to the bit."""
+    if warmup == 0:
+        return np.ones(horizon)
+    return np.minimum(1.0, (np.arange(horizon) + 1) / warmup)
 
 
 def warmup_ramp(step, warmup: int):
@@ -256,7 +265,7 @@ def to_csv(solution, *, warmup: int = 0) -> str:
     warmup = _check_warmup(warmup)
     lr, beta, m = (np.asarray(x) for x in schedule_of(solution).per_step(_problem_batch(solution)))
     if warmup:
-        lr = lr * np.minimum(1.0, (np.arange(lr.shape[0]) + 1) / warmup)
+        lr = lr * warmup_factors(lr.shape[0], warmup)
     out = _io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["step", "lr", "momentum", "batch"])

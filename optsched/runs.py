@@ -49,7 +49,7 @@ import json
 import math
 import pathlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -169,26 +169,42 @@ def csv_columns(text: str) -> tuple[str, set[str]]:
     return delimiter, {c.strip().lower() for c in header.split(delimiter)}
 
 
-def _read_csv(path: pathlib.Path, text: str, schedule: Schedule | None) -> list[PilotRun]:
+def _csv_rows(
+    path: pathlib.Path, text: str, need: set[str], hint: str = ""
+) -> tuple[set[str], Iterator[tuple[str, dict[str, str], int]]]:
+    """The header's columns of a CSV file's ``text`` and its rows as ``(where, row, step)``: the
+    row with lower-case stripped keys and values, its integer ``step``. Missing ``need`` columns
+    (with ``hint`` when only ``lr`` is missing) raise :class:`RunFileError` at once; a row longer
+    than the header or a step that is not an integer when its row is reached."""
     delimiter, columns = csv_columns(text)
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)  # blank lines skipped
-    need = {"step", "loss"} | (set() if schedule is not None else {"lr"})
     missing = need - columns
     if missing:
-        hint = " (or give the rates: schedule=, --schedule)" if missing == {"lr"} else ""
+        hint = hint if missing == {"lr"} else ""
         raise RunFileError(f"{path}: missing column(s) {', '.join(sorted(missing))}{hint}")
+
+    def rows():
+        reader = csv.DictReader(text.splitlines(), delimiter=delimiter)  # blank lines skipped
+        for raw in reader:
+            where = f"{path}, line {reader.line_num}"
+            if None in raw:  # DictReader files surplus fields under None
+                raise RunFileError(f"{where}: more fields than the header's {len(columns)}")
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+            step = _number(row["step"], "step", where)
+            if step != int(step):
+                raise RunFileError(f"{where}: step must be an integer, got {row['step']!r}")
+            yield where, row, int(step)
+
+    return columns, rows()
+
+
+def _read_csv(path: pathlib.Path, text: str, schedule: Schedule | None) -> list[PilotRun]:
+    need = {"step", "loss"} | (set() if schedule is not None else {"lr"})
+    columns, lines = _csv_rows(path, text, need, hint=" (or give the rates: schedule=, --schedule)")
     rows: dict[str, list] = {}
-    for row in reader:
-        where = f"{path}, line {reader.line_num}"
-        if None in row:  # DictReader files surplus fields under None
-            raise RunFileError(f"{where}: more fields than the header's {len(columns)}")
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-        step = _number(row["step"], "step", where)
-        if step != int(step):
-            raise RunFileError(f"{where}: step must be an integer, got {row['step']!r}")
+    for where, row, step in lines:
         lr = _number(row["lr"], "lr", where) if row.get("lr") else None
         loss = _number(row["loss"], "loss", where) if row.get("loss") else None
-        rows.setdefault(row.get("run") or path.stem, []).append((int(step), lr, loss))
+        rows.setdefault(row.get("run") or path.stem, []).append((step, lr, loss))
     if not rows:
         raise RunFileError(f"{path}: no rows")
     runs = []
@@ -341,25 +357,13 @@ def read_schedule_csv(path) -> Schedule:
     ``optsched export --format csv`` writes it (other columns are ignored): the rate of each
     listed step holds until the next, and the horizon is the last step + 1 (real units)."""
     path = pathlib.Path(path)
-    text = _read_text(path)
-    delimiter, columns = csv_columns(text)
-    missing = {"step", "lr"} - columns
-    if missing:
-        raise RunFileError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    _, lines = _csv_rows(path, _read_text(path), {"step", "lr"})
     steps, rates = [], []
-    for row in reader:
-        where = f"{path}, line {reader.line_num}"
-        if None in row:  # DictReader files surplus fields under None
-            raise RunFileError(f"{where}: more fields than the header's {len(columns)}")
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-        step = _number(row.get("step", ""), "step", where)
-        if step != int(step):
-            raise RunFileError(f"{where}: step must be an integer, got {row['step']!r}")
-        rate = _number(row.get("lr", ""), "lr", where)
+    for where, row, step in lines:
+        rate = _number(row["lr"], "lr", where)
         if rate < 0:
             raise RunFileError(f"{where}: learning rates must be >= 0")
-        steps.append(int(step))
+        steps.append(step)
         rates.append(rate)
     if not steps:
         raise RunFileError(f"{path}: no rows")
