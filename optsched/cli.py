@@ -317,10 +317,16 @@ MODELS = {
 def _fit_model(kind: str, runs, allow_rising: bool = False, progress=None):
     from .loss_models.convex import fit_convex_bound
     from .loss_models.fitted import fit
+    from .loss_models.fitting import LossSpikeWarning
     from .loss_models.multipower import fit_multi_power_law
 
     fitter = {"plrf": fit, "mpl": fit_multi_power_law, "convex": fit_convex_bound}[kind]
-    return fitter(runs, allow_rising=allow_rising, progress=progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LossSpikeWarning)
+        model = fitter(runs, allow_rising=allow_rising, progress=progress)
+    for w in caught:  # spikes left out of the fit, one line per run
+        print(f"warning: {w.message}", file=sys.stderr)
+    return model
 
 
 def _solve_floor(lr_min: float | None, model, lr_max: float) -> float:

@@ -480,3 +480,46 @@ def test_a_wandb_export_without_rates_takes_them_from_a_named_schedule(tmp_path,
     assert main(argv) == 2 and "--schedule" in capsys.readouterr().err
     assert main([*argv, "--schedule", "cosine:1e-3:40"]) == 0
     assert load_model(model).pilot_peaks == (1e-3, 1e-3)
+
+
+def test_loss_spikes_flags_isolated_excursions_and_nothing_else():
+    from optsched.loss_models.fitting import loss_spikes
+
+    rng = np.random.default_rng(0)
+    t = np.arange(1, 201, dtype=float)
+    clean = 3.0 + 2.0 * t**-0.5 - 0.3 * (t > 170) * (t - 170) / 30  # a fast cooldown at the end
+    y = np.log(clean) + 5e-4 * rng.standard_normal(t.size)
+    assert not loss_spikes(y).any()
+    spiked = y.copy()
+    spiked[[50, 120, 121]] += np.log(1.3)  # one point, then two in a row
+    spiked[-1] += np.log(1.1)  # the last point, upwards
+    assert list(np.flatnonzero(loss_spikes(spiked))) == [50, 120, 121, 199]
+    dropped = y.copy()
+    dropped[-1] -= np.log(1.1)  # a last point below its neighbours may be a cooldown: kept
+    assert not loss_spikes(dropped).any()
+    bump = y.copy()
+    bump[80:88] += np.log(1.3)  # eight points: structure, not a spike
+    assert not loss_spikes(bump).any()
+    noisy = np.log(clean) + 0.03 * rng.standard_normal(t.size)  # training losses
+    assert not loss_spikes(noisy).any()
+    noisy[60] += np.log(2.0)
+    assert list(np.flatnonzero(loss_spikes(noisy))) == [60]
+
+
+def test_a_spike_in_a_pilot_run_is_left_out_of_the_fit_and_said(fitted_convex, tmp_path, capsys):
+    lines = (EXCERPT / "cosine_24000.csv").read_text().splitlines()
+    step, lr, loss = lines[20].split(",")
+    lines[20] = f"{step},{lr},{2 * float(loss)}"
+    spiked = tmp_path / "cosine_24000.csv"
+    spiked.write_text("\n".join(lines) + "\n")
+    runs = [str(spiked)] + [str(EXCERPT / f"{n}.csv") for n in ("constant_24000", "wsdcon_9")]
+    capsys.readouterr()
+    out = tmp_path / "m.json"
+    assert main(["fit", *runs, "--model", "convex", "--save-model", str(out), "--quiet"]) == 0
+    assert f"step {step}" in capsys.readouterr().err
+    clean, fitted = load_model(fitted_convex), load_model(out)
+    # one point fewer moves the fit by a small fraction of its standard errors (left in, the
+    # doubled loss moves them by several)
+    for name in ("u", "v"):
+        gap = abs(float(getattr(fitted, name)) - float(getattr(clean, name)))
+        assert gap < 0.2 * clean.stderr[name], name
