@@ -161,9 +161,12 @@ def cmd_solve(args) -> int:
     else:
         controls = LearningRate(lr_max=args.lr_max)
     interpolation = "linear" if args.smooth else "previous"
-    solution = solve(problem, args.horizon, controls, interpolation=interpolation, progress=show)
+    solution = solve(
+        problem, args.horizon, controls, interpolation=interpolation, progress=show, throw=False
+    )
     if show:
         sys.stderr.write("\r\033[K")
+    _check_result(solution, args.out)
     solution.save(args.out)  # atomic; the folder was checked before the solve
     if not args.quiet:
         d = solution.stats
@@ -200,6 +203,28 @@ def cmd_solve(args) -> int:
             )
         print(f"schedule written to {args.out}")
     return 0
+
+
+def _check_result(solution, out) -> None:
+    """A solve stopped at its iteration limit still writes its best schedule (it is never worse
+    than the best tuned baseline; the file records ``"result"``), with a warning; any other
+    failure is an error, one line, and nothing is written."""
+    from .solver.solution import RESULTS, SolveError
+
+    if solution.succeeded:
+        return
+    if solution.result != RESULTS.max_steps_reached:
+        raise SolveError(RESULTS[solution.result], solution)
+    best = solution.best_baseline()
+    print(
+        "warning: the optimiser stopped at its iteration limit on the finest knots while the "
+        "optimum was still moving (its last 50-100 iterations lowered the loss by more than "
+        f"0.1%); {out} holds the best "
+        f"schedule found ({solution.final_loss:.6g}; best baseline {best.name} "
+        f'{best.final_loss:.6g}), marked "result": "max_steps_reached". For more iterations: '
+        "optsched.solve(..., optimiser=optsched.LBFGS(maxiter=...)) in Python.",
+        file=sys.stderr,
+    )
 
 
 def cmd_evaluate(args) -> int:
@@ -419,7 +444,8 @@ def cmd_fit(args) -> int:
     lr_min = _solve_floor(args.lr_min, model, lr_max)
     # the multi-power law knows decays only (its pilots warm up, then decay): search those
     controls = LearningRate(lr_max=lr_max, decay_only=args.model == "mpl", lr_min=lr_min)
-    solution = solve(model, args.horizon, controls, progress=show)
+    solution = solve(model, args.horizon, controls, progress=show, throw=False)
+    _check_result(solution, args.out)
     versus = _versus_best_baseline(model, solution)
     warmup = max(int(r.warmup) for r in runs)
     ramped = _predicted_with_warmup(model, solution.schedule, warmup)
@@ -943,6 +969,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     _enable_compilation_cache()
     from ._precision import float64
+    from .solver.solution import SolveError
 
     try:
         with float64():
@@ -953,6 +980,9 @@ def main(argv=None) -> int:
     except (UsageError, ValueError, OSError) as err:
         print(f"optsched {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except SolveError as err:  # the solve ran and failed: its schedule was not written
+        print(f"optsched {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except ModuleNotFoundError as err:
         if err.name != "matplotlib":
             raise

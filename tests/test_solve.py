@@ -117,3 +117,33 @@ def test_smooth_solve_of_a_curve_model_and_its_refusals():
         solve(p, 100, 1.0, interpolation="cubic")
     with pytest.raises(ValueError, match="piecewise-constant"):
         solve(p, 100, o.LearningRateBatch(1.0, budget=400.0), interpolation="linear")
+
+
+def test_a_level_converged_at_its_iteration_limit_is_a_success_and_a_moving_one_is_not():
+    # a = 5, b = 3: the finest level needs 314 iterations; at 300 its last 50-100 iterations
+    # lowered the loss by ~1e-9 while finer knots had gained 1%: converged, not "still moving"
+    problem = o.PowerLawProblem(a=5.0, b=3.0, sigma=0.1, batch=4.0, features=500)
+    sol = o.solve(problem, 2000, throw=False)
+    finest = sol.stats["refinement"][-1]
+    assert finest["hit_maxiter"] and finest["recent_log_loss_fall"] < 1e-6
+    assert sol.succeeded
+    # ten iterations a level: stopped while still moving
+    short = o.solve(problem, 2000, optimiser=o.LBFGS(maxiter=10), throw=False)
+    assert short.result == o.RESULTS.max_steps_reached
+    with pytest.raises(o.SolveError, match="still moving"):
+        o.solve(problem, 2000, optimiser=o.LBFGS(maxiter=10))
+
+
+def test_the_cli_writes_a_solve_stopped_while_moving_with_a_warning(tmp_path, capsys):
+    from optsched.cli import _check_result
+
+    problem = o.PowerLawProblem(a=5.0, b=3.0, sigma=0.1, batch=4.0, features=500)
+    short = o.solve(problem, 2000, optimiser=o.LBFGS(maxiter=10), throw=False)
+    _check_result(short, "s.json")
+    err = capsys.readouterr().err
+    assert err.startswith("warning: ") and '"result": "max_steps_reached"' in err
+    import equinox as eqx
+
+    diverged = eqx.tree_at(lambda s: s.result, short, o.RESULTS.nonfinite_loss)
+    with pytest.raises(o.SolveError, match="infinite or NaN"):
+        _check_result(diverged, "s.json")

@@ -6,10 +6,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["LBFGS_MEMORY", "minimise"]
+__all__ = ["LBFGS_MEMORY", "PROGRESS_WINDOW", "minimise"]
 
 LBFGS_MEMORY = 30
 """Curvature pairs kept by L-BFGS (fewer iterations than optax's default 10, measured)."""
+
+
+PROGRESS_WINDOW = 50
+"""Iterations per window of :func:`minimise`'s recent-progress measure."""
 
 
 def minimise(f, theta0, maxiter, gtol, ftol):
@@ -28,14 +32,18 @@ def minimise(f, theta0, maxiter, gtol, ftol):
     gradient is NaN) restarts too, and counts as a stall. Where the value never rises the
     iterates are those of plain L-BFGS.
 
+    *Recent progress.* The best value is noted every :data:`PROGRESS_WINDOW` iterations; how much
+    it fell since the last note but one (over the last ``W .. 2W`` iterations; ``inf`` before
+    ``2W``) says whether a run stopped by ``maxiter`` was still moving.
+
     Traceable (use it inside ``jit`` or ``vmap``). Returns ``(theta, f(theta), iterations,
-    gradient norm)``.
+    gradient norm, recent progress)``.
     """
     opt = optax.lbfgs(memory_size=LBFGS_MEMORY)
     value_and_grad = optax.value_and_grad_from_state(f)
 
     def step(carry):
-        theta, state, best, best_value, _, stall, restarted, i = carry
+        theta, state, best, best_value, _, stall, restarted, i, notes = carry
         value, grad = value_and_grad(theta, state=state)
         gnorm = optax.tree.norm(grad)
         # a non-finite value or gradient (a diverged point) is a stall that restarts
@@ -52,17 +60,21 @@ def minimise(f, theta0, maxiter, gtol, ftol):
         state = jax.tree.map(lambda a, b: jnp.where(restart, a, b), fresh, state)
         theta = jnp.where(restart, best, theta + updates)
         gnorm = jnp.where(restart, jnp.inf, gnorm)
-        return (theta, state, best, best_value, gnorm, stall, restart, i + 1)
+        noted = (i + 1) % PROGRESS_WINDOW == 0
+        notes = jnp.where(noted, jnp.stack([notes[1], best_value]), notes)
+        return (theta, state, best, best_value, gnorm, stall, restart, i + 1, notes)
 
     def cond(carry):
-        *_, gnorm, stall, _, i = carry
+        *_, gnorm, stall, _, i, _ = carry
         return (i < maxiter) & (gnorm > gtol) & (stall < 3)
 
     inf = jnp.asarray(jnp.inf, dtype=theta0.dtype)
     zero = jnp.asarray(0)
-    init = (theta0, opt.init(theta0), theta0, inf, inf, zero, jnp.asarray(False), zero)
-    theta, _, best, best_value, gnorm, _, _, iters = jax.lax.while_loop(cond, step, init)
+    notes = jnp.full(2, jnp.inf, dtype=theta0.dtype)
+    init = (theta0, opt.init(theta0), theta0, inf, inf, zero, jnp.asarray(False), zero, notes)
+    theta, _, best, best_value, gnorm, _, _, iters, notes = jax.lax.while_loop(cond, step, init)
     # the loop's last step is taken but not yet evaluated
     value = f(theta)
     keep = value <= best_value  # False for NaN
-    return jnp.where(keep, theta, best), jnp.where(keep, value, best_value), iters, gnorm
+    final = jnp.where(keep, value, best_value)
+    return jnp.where(keep, theta, best), final, iters, gnorm, notes[0] - final

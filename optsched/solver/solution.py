@@ -20,7 +20,8 @@ class RESULTS(eqx.Enumeration):
     successful = ""
     max_steps_reached = (
         "The optimiser stopped at its iteration limit on the finest knots while the optimum was "
-        "still moving (by more than 1% over that level); raise LBFGS(maxiter=...)."
+        "still moving (its last 50-100 iterations lowered the loss by more than 0.1%); raise "
+        "LBFGS(maxiter=...)."
     )
     nonfinite_loss = (
         "The predicted final loss of every candidate schedule is infinite or NaN: the "
