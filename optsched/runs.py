@@ -9,8 +9,9 @@ Accepted files (:func:`read_run`; :func:`read_runs` reads several):
   gives the rates (so it does for a JSON export that logs no ``train_lr``).
 * **weights-and-biases JSON** exports with ``history.train.{iter, train_lr, train_loss}`` and
   ``history.val.{iter, val_loss}`` (``loss="val"``, the default when validation losses exist, or
-  ``loss="train"``), and ``config.iterations`` (the horizon) when present. A ``null`` or ``NaN``
-  entry is a step that logged nothing and is skipped; an infinite one is refused.
+  ``loss="train"``; a ``history.val`` that logs none is read as training loss, with a
+  warning), and ``config.iterations`` (the horizon) when present. A ``null`` or ``NaN`` entry is
+  a step that logged nothing and is skipped; an infinite one is refused.
 
 **The per-step learning rate is rebuilt from what was logged**, by one documented rule:
 
@@ -245,6 +246,14 @@ def _read_wandb(
         logged = logged if isinstance(logged, list) else []
         finite = any(isinstance(x, int | float) and math.isfinite(x) for x in logged)
         loss = "val" if finite else "train"
+        if not finite and "val" in history:  # a validation table without a value: say so
+            warnings.warn(
+                RunFileWarning(
+                    f"{path}: history.val logs no validation loss; reading the training loss "
+                    "(history.train.train_loss) instead"
+                ),
+                stacklevel=3,
+            )
     if loss not in ("val", "train"):
         raise RunFileError(f"loss must be 'val' or 'train', got {loss!r}")
     source = val if loss == "val" else train

@@ -122,7 +122,8 @@ def test_wandb_nulls_are_steps_that_logged_nothing_and_infinities_are_refused(tm
     [run] = read_run(_wandb(tmp_path, history=history))
     assert run.steps.tolist() == [0, 30, 40] and run.loss.tolist() == [9.0, 3.5, 3.3]
     nulls = {**history, "val": {"iter": [0, 20], "val_loss": [None, None]}}
-    [train] = read_run(_wandb(tmp_path, history=nulls))  # no validation loss logged: training
+    with pytest.warns(RunFileWarning, match="logs no validation loss"):  # training, said
+        [train] = read_run(_wandb(tmp_path, history=nulls))
     assert train.steps.tolist() == [10, 20, 30, 40] and train.loss.tolist()[0] == 5.0
     history["val"]["val_loss"][2] = float("inf")
     with pytest.raises(RunFileError, match="infinite value at iter 30"):
